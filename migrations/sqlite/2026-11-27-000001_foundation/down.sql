@@ -1,0 +1,1 @@
+DROP TABLE initial_access_tokens; DROP TABLE used_jtis; DROP TABLE consents; DROP TABLE sessions; DROP TABLE refresh_tokens; DROP TABLE access_tokens; DROP TABLE auth_codes; DROP TABLE signing_keys; DROP TABLE clients; DROP TABLE users;

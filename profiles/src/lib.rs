@@ -1,0 +1,310 @@
+//! Declarative profile lock-downs for Custodia.
+//!
+//! A profile is data plus small checks that the server consults at named enforcement points
+//! (client registration, authorization request, token issuance, introspection, discovery). This
+//! crate holds the `default` profile: the OAuth 2.0 Security BCP (RFC 9700) baseline. The HEART and
+//! iGov profiles join it in their own issue; the server never branches on a profile's name.
+//!
+//! It knows no HTTP and no SQL: every check takes plain values and returns a [`Violation`] that the
+//! server maps to the protocol error of the enforcement point.
+
+use std::fmt;
+
+/// A rule a request or a registration broke: which rule, and why, written for the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The spec rule id (for example `BCP-24`), for logs and tests.
+    pub rule: &'static str,
+    /// A caller-facing description: lower case, no trailing period.
+    pub description: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.description, self.rule)
+    }
+}
+
+fn violation(rule: &'static str, description: impl Into<String>) -> Violation {
+    Violation { rule, description: description.into() }
+}
+
+/// Lifetimes (seconds) a profile allows at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifetimeCaps {
+    pub authorization_code: u64,
+    pub access_token: u64,
+    pub id_token: u64,
+    pub refresh_token: u64,
+}
+
+/// The kind of client, as far as a profile cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplicationType {
+    Web,
+    Native,
+}
+
+/// A profile: what the server may offer and accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub grant_types: &'static [&'static str],
+    pub response_types: &'static [&'static str],
+    pub token_endpoint_auth_methods: &'static [&'static str],
+    pub code_challenge_methods: &'static [&'static str],
+    /// Signing algorithms the server may use for its own tokens.
+    pub signing_algs: &'static [&'static str],
+    /// Algorithms accepted on client assertions (`private_key_jwt`).
+    pub client_assertion_algs: &'static [&'static str],
+    /// Smallest RSA modulus accepted, in bits.
+    pub min_rsa_bits: u32,
+    /// PKCE is required of public clients (RFC 9700 §2.1.1).
+    pub pkce_required_for_public_clients: bool,
+    pub lifetime_caps: LifetimeCaps,
+    /// `uma_profiles_supported` values in force (empty for `default`).
+    pub uma_profiles: &'static [&'static str],
+}
+
+/// The OAuth 2.0 Security BCP baseline (RFC 9700): code flow only, PKCE with S256, no implicit or
+/// password grant, exact redirect URIs, https redirect URIs except loopback for native clients.
+pub const DEFAULT: Profile = Profile {
+    name: "default",
+    grant_types: &["authorization_code", "refresh_token", "client_credentials"],
+    response_types: &["code"],
+    token_endpoint_auth_methods: &["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+    code_challenge_methods: &["S256"],
+    signing_algs: &["RS256", "ES256", "PS256"],
+    client_assertion_algs: &["RS256", "PS256", "ES256"],
+    min_rsa_bits: 2048,
+    pkce_required_for_public_clients: true,
+    lifetime_caps: LifetimeCaps {
+        authorization_code: 60,
+        access_token: 3600,
+        id_token: 3600,
+        refresh_token: 60 * 60 * 24 * 90,
+    },
+    uma_profiles: &[],
+};
+
+const ALL: &[&Profile] = &[&DEFAULT];
+
+/// Names of the profiles this build knows.
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|p| p.name).collect()
+}
+
+impl Profile {
+    /// The profile with this name, if this build has it.
+    pub fn by_name(name: &str) -> Option<&'static Profile> {
+        ALL.iter().copied().find(|p| p.name == name)
+    }
+
+    /// Enforcement point: client registration. Checks grant types, response types and the token
+    /// endpoint authentication method against what the profile allows.
+    pub fn check_client(
+        &self,
+        grant_types: &[String],
+        response_types: &[String],
+        auth_method: &str,
+    ) -> Result<(), Violation> {
+        for g in grant_types {
+            if !self.grant_types.contains(&g.as_str()) {
+                return Err(violation(
+                    "BCP-19",
+                    format!("grant type `{g}` is not allowed by the `{}` profile", self.name),
+                ));
+            }
+        }
+        for r in response_types {
+            if !self.response_types.contains(&r.as_str()) {
+                return Err(violation(
+                    "BCP-10",
+                    format!("response type `{r}` is not allowed by the `{}` profile", self.name),
+                ));
+            }
+        }
+        if !self.token_endpoint_auth_methods.contains(&auth_method) {
+            return Err(violation(
+                "BCP-20",
+                format!("token endpoint auth method `{auth_method}` is not allowed by the `{}` profile", self.name),
+            ));
+        }
+        if auth_method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(violation("BCP-20", "a public client cannot use the `client_credentials` grant"));
+        }
+        Ok(())
+    }
+
+    /// Enforcement point: client registration. A redirect URI must be absolute, without fragment or
+    /// wildcard, and https — except loopback http and private-use schemes for native clients
+    /// (RFC 9700 §2.1 and §2.6, RFC 8252 §7).
+    pub fn check_redirect_uri(&self, app: ApplicationType, uri: &str) -> Result<(), Violation> {
+        let parsed = url::Url::parse(uri)
+            .map_err(|_| violation("BCP-01", format!("redirect URI `{uri}` is not an absolute URI")))?;
+        if parsed.fragment().is_some() || uri.contains('#') {
+            return Err(violation("BCP-01", format!("redirect URI `{uri}` must not contain a fragment")));
+        }
+        if uri.contains('*') {
+            return Err(violation("BCP-01", format!("redirect URI `{uri}` must not contain a wildcard")));
+        }
+        match parsed.scheme() {
+            "https" => {
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(violation("BCP-01", format!("redirect URI `{uri}` has no host")));
+                }
+                Ok(())
+            }
+            "http" => {
+                if app == ApplicationType::Native && is_loopback_url(&parsed) {
+                    Ok(())
+                } else {
+                    Err(violation(
+                        "BCP-24",
+                        format!("redirect URI `{uri}` must use https (http only for loopback redirect URIs of native clients)"),
+                    ))
+                }
+            }
+            "javascript" | "data" | "file" | "vbscript" | "ftp" | "ws" | "wss" => {
+                Err(violation("BCP-01", format!("redirect URI `{uri}` uses a forbidden scheme")))
+            }
+            scheme => {
+                // A private-use scheme (RFC 8252 §7.1) is only for native apps and must look like a
+                // reverse domain name, so that two apps are unlikely to claim the same one.
+                if app == ApplicationType::Native && scheme.contains('.') {
+                    Ok(())
+                } else {
+                    Err(violation(
+                        "BCP-24",
+                        format!("redirect URI `{uri}` uses the scheme `{scheme}`: only native clients may use a private-use scheme, in reverse domain name form"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Enforcement point: configuration. A lifetime above the profile's cap is refused.
+    pub fn check_lifetimes(&self, code: u64, access: u64, id: u64, refresh: u64) -> Result<(), Violation> {
+        let caps = self.lifetime_caps;
+        for (what, value, cap) in [
+            ("authorization code lifetime", code, caps.authorization_code),
+            ("access token lifetime", access, caps.access_token),
+            ("ID token lifetime", id, caps.id_token),
+            ("refresh token lifetime", refresh, caps.refresh_token),
+        ] {
+            if value == 0 {
+                return Err(violation("CORE-02", format!("the {what} must be above 0 seconds")));
+            }
+            if value > cap {
+                return Err(violation(
+                    "CORE-02",
+                    format!("the {what} of {value} s is above the `{}` profile's cap of {cap} s", self.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Enforcement point: configuration and key generation.
+    pub fn check_signing_alg(&self, alg: &str) -> Result<(), Violation> {
+        if self.signing_algs.contains(&alg) {
+            Ok(())
+        } else {
+            Err(violation(
+                "BCP-20",
+                format!("signing algorithm `{alg}` is not allowed by the `{}` profile (allowed: {})", self.name, self.signing_algs.join(", ")),
+            ))
+        }
+    }
+
+    /// Enforcement point: authorization request. PKCE with an allowed method; required of public clients.
+    pub fn check_pkce(&self, public_client: bool, method: Option<&str>, has_challenge: bool) -> Result<(), Violation> {
+        if has_challenge {
+            let m = method.unwrap_or("plain");
+            if !self.code_challenge_methods.contains(&m) {
+                return Err(violation(
+                    "BCP-08",
+                    format!("code challenge method `{m}` is not supported, use `S256`"),
+                ));
+            }
+        } else if method.is_some() {
+            return Err(violation("BCP-05", "`code_challenge_method` was sent without `code_challenge`"));
+        } else if public_client && self.pkce_required_for_public_clients {
+            return Err(violation("BCP-05", "public clients must use PKCE: `code_challenge` is required"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a URL's host is a loopback address or `localhost`.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // BCP-01, BCP-24: data-driven redirect URI rules.
+    #[test]
+    fn redirect_uri_rules() {
+        use ApplicationType::*;
+        let cases: &[(ApplicationType, &str, Result<(), &str>)] = &[
+            (Web, "https://client.example/cb", Ok(())),
+            (Web, "https://client.example/cb?x=1", Ok(())),
+            (Web, "http://client.example/cb", Err("BCP-24")),
+            (Web, "http://127.0.0.1:9000/cb", Err("BCP-24")),
+            (Native, "http://127.0.0.1:9000/cb", Ok(())),
+            (Native, "http://[::1]/cb", Ok(())),
+            (Native, "http://localhost/cb", Ok(())),
+            (Native, "http://app.example/cb", Err("BCP-24")),
+            (Web, "https://client.example/cb#frag", Err("BCP-01")),
+            (Web, "https://*.client.example/cb", Err("BCP-01")),
+            (Web, "https://client.example/*", Err("BCP-01")),
+            (Web, "/relative/cb", Err("BCP-01")),
+            (Native, "com.example.app:/cb", Ok(())),
+            (Web, "com.example.app:/cb", Err("BCP-24")),
+            (Native, "myapp:/cb", Err("BCP-24")),
+            (Native, "javascript:alert(1)", Err("BCP-01")),
+        ];
+        for (app, uri, want) in cases {
+            let got = DEFAULT.check_redirect_uri(*app, uri).map_err(|v| v.rule);
+            assert_eq!(got, *want, "{app:?} {uri}");
+        }
+    }
+
+    #[test]
+    fn client_rules() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["code"]), "client_secret_basic").is_ok());
+        assert_eq!(DEFAULT.check_client(&s(&["implicit"]), &s(&["code"]), "none").map_err(|v| v.rule), Err("BCP-19"));
+        assert_eq!(DEFAULT.check_client(&s(&["password"]), &s(&["code"]), "none").map_err(|v| v.rule), Err("BCP-19"));
+        assert_eq!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["token"]), "none").map_err(|v| v.rule), Err("BCP-10"));
+        assert!(DEFAULT.check_client(&s(&["client_credentials"]), &[], "none").is_err());
+        assert!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["code"]), "client_secret_jwt").is_err());
+    }
+
+    #[test]
+    fn pkce_rules() {
+        assert!(DEFAULT.check_pkce(true, Some("S256"), true).is_ok());
+        assert!(DEFAULT.check_pkce(false, None, false).is_ok());
+        assert_eq!(DEFAULT.check_pkce(true, None, false).map_err(|v| v.rule), Err("BCP-05"));
+        assert_eq!(DEFAULT.check_pkce(false, Some("plain"), true).map_err(|v| v.rule), Err("BCP-08"));
+        assert_eq!(DEFAULT.check_pkce(false, None, true).map_err(|v| v.rule), Err("BCP-08"));
+    }
+
+    #[test]
+    fn lifetime_caps() {
+        assert!(DEFAULT.check_lifetimes(60, 600, 600, 86400).is_ok());
+        assert!(DEFAULT.check_lifetimes(61, 600, 600, 86400).is_err());
+        assert!(DEFAULT.check_lifetimes(60, 7200, 600, 86400).is_err());
+        assert!(DEFAULT.check_lifetimes(60, 0, 600, 86400).is_err());
+        assert!(Profile::by_name("default").is_some());
+        assert!(Profile::by_name("nope").is_none());
+    }
+}

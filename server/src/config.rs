@@ -1,0 +1,447 @@
+//! Configuration: an optional TOML file with `CUSTODIA_*` environment overrides, parsed once into a
+//! validated [`Config`] that is passed down explicitly (no global configuration).
+//!
+//! Every error names the setting and says why, in one line; the CLI prints it and exits 2.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use custodia_profiles::Profile;
+use serde::Deserialize;
+
+/// A bad setting: which one, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+fn bad(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_string(), reason: reason.into() }
+}
+
+/// Where the data lives, chosen by the URL scheme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (a file; created if missing).
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        const S: &str = "CUSTODIA_DATABASE_URL";
+        if let Some(path) = value.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(bad(S, "`sqlite://` needs a file path, for example `sqlite://custodia.db`"));
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(value.to_string()))
+        } else {
+            Err(bad(S, "must start with `sqlite://` or `postgres://`"))
+        }
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => match url::Url::parse(u) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("[redacted]"));
+                    }
+                    parsed.to_string()
+                }
+                Err(_) => "postgres://[unparseable]".to_string(),
+            },
+        }
+    }
+}
+
+/// Who may register clients dynamically (RFC 7591).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Anyone may register.
+    Open,
+    /// A caller needs an initial access token (`custodia client initial-token`).
+    Token,
+    /// Dynamic registration is off; only `custodia client add` registers clients.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Rate limits (per instance). Token endpoint: per client and per source address; login: per source
+/// address. Failed logins additionally slow down per account (see `protocol::login`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    pub token_per_second: u32,
+    pub token_burst: u32,
+    pub login_per_minute: u32,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// The issuer identifier, without a trailing slash.
+    pub issuer: String,
+    pub database: DatabaseUrl,
+    pub db_pool_size: u32,
+    pub profile: &'static Profile,
+    pub registration_mode: RegistrationMode,
+    /// The key-encryption key, given directly (base64 of 32 bytes).
+    pub kek: Option<String>,
+    /// The file that holds the key-encryption key; created (mode 0600) on first start if missing.
+    pub kek_file: PathBuf,
+    pub signing_alg: String,
+    pub code_ttl: u64,
+    pub access_token_ttl: u64,
+    pub id_token_ttl: u64,
+    pub refresh_token_ttl: u64,
+    pub session_ttl: u64,
+    pub max_body_bytes: usize,
+    pub rate_limits: RateLimits,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub workers: Option<usize>,
+}
+
+/// The file form: every field optional; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub bind: Option<String>,
+    pub issuer: Option<String>,
+    pub database_url: Option<String>,
+    pub db_pool_size: Option<u32>,
+    pub profile: Option<String>,
+    pub registration_mode: Option<String>,
+    pub kek: Option<String>,
+    pub kek_file: Option<String>,
+    pub signing_alg: Option<String>,
+    pub code_ttl: Option<u64>,
+    pub access_token_ttl: Option<u64>,
+    pub id_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+    pub session_ttl: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub rate_token_per_second: Option<u32>,
+    pub rate_token_burst: Option<u32>,
+    pub rate_login_per_minute: Option<u32>,
+    pub log_format: Option<String>,
+    pub log: Option<String>,
+    pub workers: Option<usize>,
+}
+
+/// The environment variables that override file settings, with the file key each one sets.
+pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
+    ("CUSTODIA_BIND", "bind", "127.0.0.1:8080"),
+    ("CUSTODIA_ISSUER", "issuer", "http://127.0.0.1:8080"),
+    ("CUSTODIA_DATABASE_URL", "database_url", "sqlite://custodia.db"),
+    ("CUSTODIA_DB_POOL_SIZE", "db_pool_size", "8"),
+    ("CUSTODIA_PROFILE", "profile", "default"),
+    ("CUSTODIA_REGISTRATION_MODE", "registration_mode", "token"),
+    ("CUSTODIA_KEK", "kek", "(unset: the key file is used)"),
+    ("CUSTODIA_KEK_FILE", "kek_file", "the database file + `.kek` (SQLite), `custodia.kek` (PostgreSQL)"),
+    ("CUSTODIA_SIGNING_ALG", "signing_alg", "RS256"),
+    ("CUSTODIA_CODE_TTL", "code_ttl", "60"),
+    ("CUSTODIA_ACCESS_TOKEN_TTL", "access_token_ttl", "600"),
+    ("CUSTODIA_ID_TOKEN_TTL", "id_token_ttl", "600"),
+    ("CUSTODIA_REFRESH_TOKEN_TTL", "refresh_token_ttl", "1209600"),
+    ("CUSTODIA_SESSION_TTL", "session_ttl", "28800"),
+    ("CUSTODIA_MAX_BODY_BYTES", "max_body_bytes", "65536"),
+    ("CUSTODIA_RATE_TOKEN_PER_SECOND", "rate_token_per_second", "5000"),
+    ("CUSTODIA_RATE_TOKEN_BURST", "rate_token_burst", "5000"),
+    ("CUSTODIA_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", "30"),
+    ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
+    ("CUSTODIA_LOG", "log", "info"),
+    ("CUSTODIA_WORKERS", "workers", "the number of cores"),
+];
+
+fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| bad(name, format!("`{value}` is not a valid number")))
+}
+
+impl RawConfig {
+    /// Read a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad("--config", format!("cannot read `{}`: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_string();
+            bad("--config", format!("`{}`: {msg}", path.display()))
+        })
+    }
+
+    /// Apply `CUSTODIA_*` overrides from an environment (a lookup function, so tests inject one).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (name, key, _) in ENV_SETTINGS {
+            let Some(v) = env(name) else { continue };
+            match *key {
+                "bind" => self.bind = Some(v),
+                "issuer" => self.issuer = Some(v),
+                "database_url" => self.database_url = Some(v),
+                "db_pool_size" => self.db_pool_size = Some(parse_num(name, &v)?),
+                "profile" => self.profile = Some(v),
+                "registration_mode" => self.registration_mode = Some(v),
+                "kek" => self.kek = Some(v),
+                "kek_file" => self.kek_file = Some(v),
+                "signing_alg" => self.signing_alg = Some(v),
+                "code_ttl" => self.code_ttl = Some(parse_num(name, &v)?),
+                "access_token_ttl" => self.access_token_ttl = Some(parse_num(name, &v)?),
+                "id_token_ttl" => self.id_token_ttl = Some(parse_num(name, &v)?),
+                "refresh_token_ttl" => self.refresh_token_ttl = Some(parse_num(name, &v)?),
+                "session_ttl" => self.session_ttl = Some(parse_num(name, &v)?),
+                "max_body_bytes" => self.max_body_bytes = Some(parse_num(name, &v)?),
+                "rate_token_per_second" => self.rate_token_per_second = Some(parse_num(name, &v)?),
+                "rate_token_burst" => self.rate_token_burst = Some(parse_num(name, &v)?),
+                "rate_login_per_minute" => self.rate_login_per_minute = Some(parse_num(name, &v)?),
+                "log_format" => self.log_format = Some(v),
+                "log" => self.log = Some(v),
+                "workers" => self.workers = Some(parse_num(name, &v)?),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate into a [`Config`].
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let bind_s = self.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind: SocketAddr = bind_s
+            .parse()
+            .map_err(|_| bad("CUSTODIA_BIND", format!("`{bind_s}` is not an address:port such as `127.0.0.1:8080`")))?;
+
+        let issuer = validate_issuer(self.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
+
+        let database = DatabaseUrl::parse(self.database_url.as_deref().unwrap_or("sqlite://custodia.db"))?;
+
+        let profile_name = self.profile.unwrap_or_else(|| "default".into());
+        let profile = Profile::by_name(&profile_name).ok_or_else(|| {
+            bad(
+                "CUSTODIA_PROFILE",
+                format!("unknown profile `{profile_name}` (known: {})", custodia_profiles::names().join(", ")),
+            )
+        })?;
+
+        let registration_mode = match self.registration_mode.as_deref().unwrap_or("token") {
+            "open" => RegistrationMode::Open,
+            "token" => RegistrationMode::Token,
+            "closed" => RegistrationMode::Closed,
+            other => {
+                return Err(bad(
+                    "CUSTODIA_REGISTRATION_MODE",
+                    format!("`{other}` is not one of `open`, `token`, `closed`"),
+                ));
+            }
+        };
+
+        let signing_alg = self.signing_alg.unwrap_or_else(|| "RS256".into());
+        profile.check_signing_alg(&signing_alg).map_err(|v| bad("CUSTODIA_SIGNING_ALG", v.description))?;
+
+        let code_ttl = self.code_ttl.unwrap_or(60);
+        let access_token_ttl = self.access_token_ttl.unwrap_or(600);
+        let id_token_ttl = self.id_token_ttl.unwrap_or(600);
+        let refresh_token_ttl = self.refresh_token_ttl.unwrap_or(14 * 24 * 3600);
+        profile
+            .check_lifetimes(code_ttl, access_token_ttl, id_token_ttl, refresh_token_ttl)
+            .map_err(|v| {
+                let setting = if v.description.contains("authorization code") {
+                    "CUSTODIA_CODE_TTL"
+                } else if v.description.contains("access token") {
+                    "CUSTODIA_ACCESS_TOKEN_TTL"
+                } else if v.description.contains("ID token") {
+                    "CUSTODIA_ID_TOKEN_TTL"
+                } else {
+                    "CUSTODIA_REFRESH_TOKEN_TTL"
+                };
+                bad(setting, v.description)
+            })?;
+        let session_ttl = self.session_ttl.unwrap_or(8 * 3600);
+        if session_ttl == 0 {
+            return Err(bad("CUSTODIA_SESSION_TTL", "must be above 0 seconds"));
+        }
+
+        let db_pool_size = self.db_pool_size.unwrap_or(8);
+        if !(1..=256).contains(&db_pool_size) {
+            return Err(bad("CUSTODIA_DB_POOL_SIZE", "must be between 1 and 256"));
+        }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(bad("CUSTODIA_MAX_BODY_BYTES", "must be between 1024 and 16777216"));
+        }
+        let rate_limits = RateLimits {
+            token_per_second: self.rate_token_per_second.unwrap_or(5000),
+            token_burst: self.rate_token_burst.unwrap_or(5000),
+            login_per_minute: self.rate_login_per_minute.unwrap_or(30),
+        };
+        if rate_limits.token_per_second == 0 {
+            return Err(bad("CUSTODIA_RATE_TOKEN_PER_SECOND", "must be above 0"));
+        }
+        if rate_limits.token_burst == 0 {
+            return Err(bad("CUSTODIA_RATE_TOKEN_BURST", "must be above 0"));
+        }
+        if rate_limits.login_per_minute == 0 {
+            return Err(bad("CUSTODIA_RATE_LOGIN_PER_MINUTE", "must be above 0"));
+        }
+
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(bad("CUSTODIA_LOG_FORMAT", format!("`{other}` is not `text` or `json`"))),
+        };
+        let log_filter = self.log.unwrap_or_else(|| "info".into());
+        if let Some(w) = self.workers {
+            if !(1..=256).contains(&w) {
+                return Err(bad("CUSTODIA_WORKERS", "must be between 1 and 256"));
+            }
+        }
+
+        if let Some(k) = &self.kek {
+            crate::keys::decode_kek(k).map_err(|reason| bad("CUSTODIA_KEK", reason))?;
+        }
+        let kek_file = match self.kek_file {
+            Some(f) if f.is_empty() => return Err(bad("CUSTODIA_KEK_FILE", "must not be empty")),
+            Some(f) => PathBuf::from(f),
+            None => match &database {
+                DatabaseUrl::Sqlite(p) => {
+                    let mut s = p.clone().into_os_string();
+                    s.push(".kek");
+                    PathBuf::from(s)
+                }
+                DatabaseUrl::Postgres(_) => PathBuf::from("custodia.kek"),
+            },
+        };
+
+        Ok(Config {
+            bind,
+            issuer,
+            database,
+            db_pool_size,
+            profile,
+            registration_mode,
+            kek: self.kek,
+            kek_file,
+            signing_alg,
+            code_ttl,
+            access_token_ttl,
+            id_token_ttl,
+            refresh_token_ttl,
+            session_ttl,
+            max_body_bytes,
+            rate_limits,
+            log_format,
+            log_filter,
+            workers: self.workers,
+        })
+    }
+}
+
+/// RFC 8414 §2: https, no query or fragment; http only for a loopback host (development).
+fn validate_issuer(value: &str) -> Result<String, ConfigError> {
+    const S: &str = "CUSTODIA_ISSUER";
+    let url = url::Url::parse(value).map_err(|_| bad(S, format!("`{value}` is not an absolute URL")))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(S, "must not have a query or fragment"));
+    }
+    if url.username() != "" || url.password().is_some() {
+        return Err(bad(S, "must not contain credentials"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if custodia_profiles::is_loopback_url(&url) => {}
+        "http" => return Err(bad(S, "must be https unless the host is loopback")),
+        other => return Err(bad(S, format!("scheme `{other}` is not https"))),
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+impl Config {
+    /// Load: file (if any), then environment overrides, then validation.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut raw = match file {
+            Some(p) => RawConfig::from_file(p)?,
+            None => RawConfig::default(),
+        };
+        raw.apply_env(env)?;
+        raw.validate()
+    }
+
+    /// Whether the issuer is https (cookies get `Secure`, responses get HSTS).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// An absolute URL for a path of this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(None, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() -> Result<(), ConfigError> {
+        let c = load(&[])?;
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.database, DatabaseUrl::Sqlite("custodia.db".into()));
+        assert_eq!(c.profile.name, "default");
+        assert_eq!(c.registration_mode, RegistrationMode::Token);
+        assert_eq!(c.kek_file, PathBuf::from("custodia.db.kek"));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let cases: &[(&str, &str)] = &[
+            ("CUSTODIA_ISSUER", "http://auth.example"),
+            ("CUSTODIA_ISSUER", "https://auth.example?x=1"),
+            ("CUSTODIA_BIND", "nowhere"),
+            ("CUSTODIA_DATABASE_URL", "mysql://x"),
+            ("CUSTODIA_PROFILE", "heart-x"),
+            ("CUSTODIA_REGISTRATION_MODE", "sometimes"),
+            ("CUSTODIA_CODE_TTL", "600"),
+            ("CUSTODIA_ACCESS_TOKEN_TTL", "abc"),
+            ("CUSTODIA_SIGNING_ALG", "HS256"),
+            ("CUSTODIA_KEK", "short"),
+        ];
+        for (k, v) in cases {
+            let err = load(&[(k, v)]).err();
+            let err = err.map(|e| e.setting).unwrap_or_default();
+            assert_eq!(err, *k, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn https_and_loopback_issuers() -> Result<(), ConfigError> {
+        assert_eq!(load(&[("CUSTODIA_ISSUER", "https://as.example/")])?.issuer, "https://as.example");
+        assert!(load(&[("CUSTODIA_ISSUER", "http://localhost:9000")]).is_ok());
+        assert!(load(&[("CUSTODIA_ISSUER", "http://[::1]:9000")]).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn postgres_url_redacted() -> Result<(), ConfigError> {
+        let d = DatabaseUrl::parse("postgres://u:secret@127.0.0.1/db")?;
+        assert!(!d.redacted().contains("secret"));
+        Ok(())
+    }
+}

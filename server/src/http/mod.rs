@@ -1,0 +1,105 @@
+//! The HTTP layer (actix-web): extract, authenticate, call one protocol function, map the result.
+//! Only this module imports `actix_web`.
+//!
+//! Cross-cutting concerns live in [`middleware`]: a request id and one log line per request (path
+//! only — never a query string, header or body, so no token reaches a log), security headers
+//! (RFC 9700 §4.16, design "Security posture"), and CORS only on the endpoints browser clients
+//! need (RFC 9700 §2.6; never on the authorization endpoint).
+
+pub mod authorize;
+pub mod endpoints;
+pub mod error;
+pub mod middleware;
+pub mod pages;
+pub mod ratelimit;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::protocol::Core;
+
+/// Shared state of every worker.
+pub struct AppState {
+    pub core: Core,
+    pub limits: ratelimit::Limits,
+}
+
+/// Register every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use endpoints as e;
+    cfg.route("/.well-known/openid-configuration", web::get().to(e::discovery))
+        .route("/.well-known/oauth-authorization-server", web::get().to(e::discovery))
+        .route("/jwks", web::get().to(e::jwks))
+        .route("/authorize", web::get().to(authorize::authorize))
+        .route("/authorize/login", web::post().to(authorize::login))
+        .route("/authorize/consent", web::post().to(authorize::consent))
+        .route("/token", web::post().to(e::token))
+        .route("/introspect", web::post().to(e::introspect))
+        .route("/revoke", web::post().to(e::revoke))
+        .route("/userinfo", web::get().to(e::userinfo))
+        .route("/userinfo", web::post().to(e::userinfo))
+        .route("/register", web::post().to(e::register))
+        .route("/register/{client_id}", web::get().to(e::register_read))
+        .route("/register/{client_id}", web::put().to(e::register_update))
+        .route("/register/{client_id}", web::delete().to(e::register_delete))
+        .route("/healthz", web::get().to(e::healthz))
+        .route("/readyz", web::get().to(e::readyz))
+        .route("/static/custodia.css", web::get().to(e::stylesheet))
+        .default_service(web::to(e::not_found));
+    for path in middleware::CORS_PATHS {
+        cfg.route(path, web::method(actix_web::http::Method::OPTIONS).to(e::preflight));
+    }
+}
+
+/// Start serving on a bound listener; returns the running server (await it, or stop it with its
+/// handle). Housekeeping (key reload, pruning) runs beside it.
+pub fn start(core: Core, listener: TcpListener) -> std::io::Result<Server> {
+    let workers = core.config.workers;
+    let state = web::Data::new(AppState { limits: ratelimit::Limits::new(core.config.rate_limits), core });
+    let hk = state.clone().into_inner();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(middleware::observe))
+            .configure(routes)
+    })
+    .shutdown_timeout(30)
+    .listen(listener)?;
+    if let Some(w) = workers {
+        server = server.workers(w);
+    }
+    let server = server.run();
+    tokio::spawn(housekeeping(hk));
+    Ok(server)
+}
+
+async fn housekeeping(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let core = state.core.clone();
+        let now = crate::now();
+        let res = tokio::task::spawn_blocking(move || {
+            core.keys.reload_sync(&core.store, now).map_err(|e| e.to_string())?;
+            core.store
+                .run_sync(|c| {
+                    crate::store::grants::prune(c, now)?;
+                    crate::store::sessions::prune(c, now)?;
+                    crate::store::keys::prune(c, now).map(|_| ())
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
+        }
+        state.limits.shrink();
+    }
+}

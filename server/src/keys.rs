@@ -1,0 +1,360 @@
+//! Signing keys and JOSE (RFC 7515/7517/7519 with `josekit`): generation (RS256 with RSA-2048 or
+//! larger, ES256 with P-256, PS256), private keys encrypted at rest under a key-encryption key
+//! (AES-256-GCM), the published JWKS, rotation, signing and verification.
+//!
+//! Rotation keeps a retired key's public part in the JWKS until everything it signed has expired
+//! (`publish_until`). Instances reload the key set from the database periodically, so a rotation
+//! done by `custodia keys rotate` reaches every running instance.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use josekit::jwk::Jwk;
+use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
+use josekit::jwt::{self, JwtPayload};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::secrets::{new_id, random_bytes};
+use crate::store::keys::{self as key_repo, KeyRow};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key-encryption key: {0}")]
+    Kek(String),
+    #[error("JOSE: {0}")]
+    Jose(String),
+    #[error("the stored private key `{0}` cannot be decrypted with this key-encryption key")]
+    Decrypt(String),
+    #[error("unsupported algorithm `{0}`")]
+    UnsupportedAlg(String),
+    #[error("no current signing key")]
+    NoCurrentKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<josekit::JoseError> for KeyError {
+    fn from(e: josekit::JoseError) -> Self {
+        KeyError::Jose(e.to_string())
+    }
+}
+
+/// Decode a base64 key-encryption key of exactly 32 bytes.
+pub fn decode_kek(value: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(value.trim())
+        .map_err(|_| "must be base64 of 32 random bytes (for example `openssl rand -base64 32`)".to_string())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+}
+
+/// The key-encryption key: from configuration, or from its file (created with mode 0600 the first
+/// time).
+pub fn load_or_create_kek(config: &Config) -> Result<[u8; 32], KeyError> {
+    if let Some(k) = &config.kek {
+        return decode_kek(k).map_err(KeyError::Kek);
+    }
+    load_or_create_kek_file(&config.kek_file)
+}
+
+fn load_or_create_kek_file(path: &Path) -> Result<[u8; 32], KeyError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => decode_kek(&text).map_err(|e| KeyError::Kek(format!("`{}` {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_bytes(32);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                opts.mode(0o600);
+            }
+            let mut f = opts
+                .open(path)
+                .map_err(|e| KeyError::Kek(format!("cannot create `{}`: {e}", path.display())))?;
+            f.write_all(STANDARD.encode(&key).as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| KeyError::Kek(format!("cannot write `{}`: {e}", path.display())))?;
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&key);
+            Ok(out)
+        }
+        Err(e) => Err(KeyError::Kek(format!("cannot read `{}`: {e}", path.display()))),
+    }
+}
+
+fn encrypt(kek: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> {
+    let iv = random_bytes(12);
+    let mut tag = [0u8; 16];
+    let ct = openssl::symm::encrypt_aead(openssl::symm::Cipher::aes_256_gcm(), kek, Some(&iv), kid.as_bytes(), plain, &mut tag)
+        .map_err(|e| KeyError::Jose(e.to_string()))?;
+    let mut out = iv;
+    out.extend_from_slice(&ct);
+    out.extend_from_slice(&tag);
+    Ok(STANDARD.encode(out))
+}
+
+fn decrypt(kek: &[u8; 32], kid: &str, enc: &str) -> Result<Vec<u8>, KeyError> {
+    let raw = STANDARD.decode(enc).map_err(|_| KeyError::Decrypt(kid.into()))?;
+    if raw.len() < 12 + 16 {
+        return Err(KeyError::Decrypt(kid.into()));
+    }
+    let (iv, rest) = raw.split_at(12);
+    let (ct, tag) = rest.split_at(rest.len() - 16);
+    openssl::symm::decrypt_aead(openssl::symm::Cipher::aes_256_gcm(), kek, Some(iv), kid.as_bytes(), ct, tag)
+        .map_err(|_| KeyError::Decrypt(kid.into()))
+}
+
+/// Generate a key pair for `alg`: PKCS#8 DER private key and the public JWK.
+fn generate(alg: &str) -> Result<(Vec<u8>, Jwk), KeyError> {
+    Ok(match alg {
+        "RS256" => {
+            let kp = jws::RS256.generate_key_pair(2048)?;
+            (kp.to_der_private_key(), kp.to_jwk_public_key())
+        }
+        "PS256" => {
+            let kp = jws::PS256.generate_key_pair(2048)?;
+            (kp.to_der_private_key(), kp.to_jwk_public_key())
+        }
+        "ES256" => {
+            let kp = jws::ES256.generate_key_pair()?;
+            (kp.to_der_private_key(), kp.to_jwk_public_key())
+        }
+        other => return Err(KeyError::UnsupportedAlg(other.into())),
+    })
+}
+
+fn signer(alg: &str, der: &[u8], kid: &str) -> Result<Box<dyn JwsSigner>, KeyError> {
+    Ok(match alg {
+        "RS256" => Box::new(jws::RS256.signer_from_der(der)?.with_key_id_opt(kid)),
+        "PS256" => Box::new(jws::PS256.signer_from_der(der)?.with_key_id_opt(kid)),
+        "ES256" => Box::new(jws::ES256.signer_from_der(der)?.with_key_id_opt(kid)),
+        other => return Err(KeyError::UnsupportedAlg(other.into())),
+    })
+}
+
+/// A verifier for a public JWK under an algorithm.
+pub fn verifier_for(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, KeyError> {
+    Ok(match alg {
+        "RS256" => Box::new(jws::RS256.verifier_from_jwk(jwk)?),
+        "PS256" => Box::new(jws::PS256.verifier_from_jwk(jwk)?),
+        "ES256" => Box::new(jws::ES256.verifier_from_jwk(jwk)?),
+        other => return Err(KeyError::UnsupportedAlg(other.into())),
+    })
+}
+
+/// Small extension so all three signer types take the `kid` alike.
+trait WithKid: Sized {
+    fn with_key_id_opt(self, kid: &str) -> Self;
+}
+impl WithKid for josekit::jws::alg::rsassa::RsassaJwsSigner {
+    fn with_key_id_opt(mut self, kid: &str) -> Self {
+        self.set_key_id(kid);
+        self
+    }
+}
+impl WithKid for josekit::jws::alg::rsassa_pss::RsassaPssJwsSigner {
+    fn with_key_id_opt(mut self, kid: &str) -> Self {
+        self.set_key_id(kid);
+        self
+    }
+}
+impl WithKid for josekit::jws::alg::ecdsa::EcdsaJwsSigner {
+    fn with_key_id_opt(mut self, kid: &str) -> Self {
+        self.set_key_id(kid);
+        self
+    }
+}
+
+struct LoadedKey {
+    kid: String,
+    alg: String,
+    public_jwk: Jwk,
+    signer: Option<Box<dyn JwsSigner>>,
+    verifier: Box<dyn JwsVerifier>,
+    current: bool,
+    publish_until: Option<i64>,
+}
+
+struct KeySet {
+    keys: Vec<LoadedKey>,
+    jwks: Value,
+}
+
+/// The server's keys: the current signing key and every still-published old key.
+#[derive(Clone)]
+pub struct KeyRing {
+    inner: Arc<RwLock<Arc<KeySet>>>,
+    kek: Arc<[u8; 32]>,
+    issuer: String,
+}
+
+/// Verification failures of our own tokens.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenInvalid {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+}
+
+impl KeyRing {
+    /// Load the keys; on the first start (or when the configured algorithm changed) generate and
+    /// store a current key for `config.signing_alg`.
+    pub fn load_or_init(store: &Store, config: &Config, kek: [u8; 32], now: i64) -> Result<KeyRing, KeyError> {
+        let ring = KeyRing { inner: Arc::new(RwLock::new(Arc::new(KeySet { keys: vec![], jwks: Value::Null }))), kek: Arc::new(kek), issuer: config.issuer.clone() };
+        ring.reload_sync(store, now)?;
+        let needs_key = {
+            let set = ring.snapshot();
+            !set.keys.iter().any(|k| k.current && k.alg == config.signing_alg)
+        };
+        if needs_key {
+            ring.rotate_sync(store, config, &config.signing_alg, now)?;
+        }
+        Ok(ring)
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-read the key set from the database (decrypting private keys of keys that still sign).
+    pub fn reload_sync(&self, store: &Store, now: i64) -> Result<(), KeyError> {
+        let rows = store.run_sync(key_repo::all)?;
+        let set = self.build(rows, now)?;
+        match self.inner.write() {
+            Ok(mut g) => *g = Arc::new(set),
+            Err(p) => *p.into_inner() = Arc::new(set),
+        }
+        Ok(())
+    }
+
+    fn build(&self, rows: Vec<KeyRow>, now: i64) -> Result<KeySet, KeyError> {
+        let mut keys = vec![];
+        for row in rows {
+            let current = row.retired_at.is_none();
+            if !current && row.publish_until.is_some_and(|t| t <= now) {
+                continue;
+            }
+            let map: Map<String, Value> = serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Jose(e.to_string()))?;
+            let public_jwk = Jwk::from_map(map)?;
+            let signer = if current {
+                let der = decrypt(&self.kek, &row.kid, &row.private_key_enc)?;
+                Some(signer(&row.alg, &der, &row.kid)?)
+            } else {
+                None
+            };
+            let verifier = verifier_for(&row.alg, &public_jwk)?;
+            keys.push(LoadedKey { kid: row.kid, alg: row.alg, public_jwk, signer, verifier, current, publish_until: row.publish_until });
+        }
+        let jwks = serde_json::json!({
+            "keys": keys.iter().map(|k| {
+                let mut m = k.public_jwk.as_ref().clone();
+                m.insert("kid".into(), Value::String(k.kid.clone()));
+                m.insert("alg".into(), Value::String(k.alg.clone()));
+                m.insert("use".into(), Value::String("sig".into()));
+                Value::Object(m)
+            }).collect::<Vec<_>>()
+        });
+        Ok(KeySet { keys, jwks })
+    }
+
+    /// Generate a new current key for `alg`; older keys stay published until every token they
+    /// signed has expired.
+    pub fn rotate_sync(&self, store: &Store, config: &Config, alg: &str, now: i64) -> Result<String, KeyError> {
+        config.profile.check_signing_alg(alg).map_err(|v| KeyError::UnsupportedAlg(v.description))?;
+        let (der, jwk) = generate(alg)?;
+        let kid = new_id();
+        let enc = encrypt(&self.kek, &kid, &der)?;
+        let mut public = jwk.as_ref().clone();
+        public.remove("kid");
+        let row = KeyRow {
+            kid: kid.clone(),
+            alg: alg.to_string(),
+            public_jwk: Value::Object(public).to_string(),
+            private_key_enc: enc,
+            created_at: now,
+            retired_at: None,
+            publish_until: None,
+        };
+        let longest = config.access_token_ttl.max(config.id_token_ttl) as i64;
+        store.run_sync(|c| key_repo::rotate_in(c, &row, now, now + longest + 300))?;
+        self.reload_sync(store, now)?;
+        Ok(kid)
+    }
+
+    /// The JWKS document (RFC 7517 §5).
+    pub fn jwks(&self) -> Value {
+        self.snapshot().jwks.clone()
+    }
+
+    /// Keys as (kid, alg, current, publish_until), for the CLI.
+    pub fn describe(&self) -> Vec<(String, String, bool, Option<i64>)> {
+        self.snapshot().keys.iter().map(|k| (k.kid.clone(), k.alg.clone(), k.current, k.publish_until)).collect()
+    }
+
+    /// The algorithm of the current signing key.
+    pub fn signing_alg(&self) -> Option<String> {
+        self.snapshot().keys.iter().find(|k| k.current).map(|k| k.alg.clone())
+    }
+
+    /// Sign claims as a JWT with the current key and the given `typ`.
+    pub fn sign(&self, typ: &str, claims: Map<String, Value>) -> Result<String, KeyError> {
+        let set = self.snapshot();
+        let key = set.keys.iter().rev().find(|k| k.current && k.signer.is_some()).ok_or(KeyError::NoCurrentKey)?;
+        let signer = key.signer.as_ref().ok_or(KeyError::NoCurrentKey)?;
+        let mut header = JwsHeader::new();
+        header.set_token_type(typ);
+        header.set_key_id(&key.kid);
+        let payload = JwtPayload::from_map(claims)?;
+        Ok(jwt::encode_with_signer(&payload, &header, signer.as_ref())?)
+    }
+
+    /// Verify a JWT signed by one of our published keys; returns its claims and header `typ`.
+    /// Expiry and audience are the caller's business.
+    pub fn verify(&self, token: &str) -> Result<(Map<String, Value>, Option<String>), TokenInvalid> {
+        if token.len() > 16 * 1024 || token.split('.').count() != 3 {
+            return Err(TokenInvalid::Malformed);
+        }
+        let set = self.snapshot();
+        let header = jwt::decode_header(token).map_err(|_| TokenInvalid::Malformed)?;
+        let kid = header.claim("kid").and_then(Value::as_str).ok_or(TokenInvalid::UnknownKey)?;
+        let alg = header.claim("alg").and_then(Value::as_str).ok_or(TokenInvalid::Malformed)?;
+        let key = set.keys.iter().find(|k| k.kid == kid && k.alg == alg).ok_or(TokenInvalid::UnknownKey)?;
+        let (payload, header) = jwt::decode_with_verifier(token, key.verifier.as_ref()).map_err(|_| TokenInvalid::BadSignature)?;
+        let typ = header.token_type().map(str::to_string);
+        Ok((payload.claims_set().clone(), typ))
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aead_round_trip_and_tamper() -> Result<(), KeyError> {
+        let kek = [7u8; 32];
+        let enc = encrypt(&kek, "kid1", b"secret key bytes")?;
+        assert_eq!(decrypt(&kek, "kid1", &enc)?, b"secret key bytes");
+        assert!(decrypt(&kek, "kid2", &enc).is_err(), "the kid is bound as associated data");
+        assert!(decrypt(&[8u8; 32], "kid1", &enc).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn kek_decoding() {
+        assert!(decode_kek(&STANDARD.encode([1u8; 32])).is_ok());
+        assert!(decode_kek(&STANDARD.encode([1u8; 16])).is_err());
+        assert!(decode_kek("not base64!").is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! The authorization endpoint (RFC 6749 §4.1.1–4.1.2, RFC 7636, RFC 9700 §2.1 and §4.11, RFC 9207,
+//! OpenID Connect Core §3.1.2): `response_type=code` only, exact redirect URIs, PKCE with S256,
+//! `state` round trip, `iss` in every authorization response, `nonce`, `prompt`, `max_age`.
+//!
+//! Errors before the redirect URI is known to be the client's are never redirected (a 400 page).
+//! Errors in a request whose client and redirect URI are valid are shown as a 400 page too, before
+//! the user has authenticated (RFC 9700 §4.11.2: no automatic redirect of an unauthenticated user,
+//! so an invalid scope cannot make the server an open redirector); only outcomes the user caused
+//! (`access_denied`) or asked for (`prompt=none`: `login_required`, `consent_required`) are
+//! redirected, always with `state` and `iss`.
+
+use super::Core;
+use super::clients::Client;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::scope;
+use crate::secrets::{Secret, SecretKind, new_id};
+use crate::store::clients as client_repo;
+use crate::store::grants::{self, CodeRow};
+use crate::store::sessions::SessionRow;
+use crate::store::users::UserRow;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// A validated authorization request.
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    /// The request as received, carried through the login and consent forms.
+    pub raw: Params,
+}
+
+/// What the browser sees next.
+#[derive(Debug)]
+pub enum Next {
+    /// Show the login form.
+    Login,
+    /// Show the consent page for these scopes.
+    Consent(UserRow),
+    /// Redirect (303) to the client.
+    Redirect(String),
+}
+
+fn page_err(code: ErrorCode, d: impl Into<String>) -> OAuthError {
+    OAuthError::new(code, d)
+}
+
+/// Validate an authorization request. Every error is for a 400 page, never a redirect.
+pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthError> {
+    if raw.contains("request") || raw.contains("request_uri") {
+        return Err(page_err(ErrorCode::InvalidRequest, "request objects (`request`, `request_uri`) are not supported"));
+    }
+    let client_id = raw.require("client_id")?.to_string();
+    if client_id.len() > 256 {
+        return Err(page_err(ErrorCode::InvalidRequest, "unknown client"));
+    }
+    let id = client_id.clone();
+    let row = core.store.run(move |c| client_repo::by_id(c, &id)).await?;
+    let client = match row {
+        Some(r) => Client::from_row(r)?,
+        None => return Err(page_err(ErrorCode::InvalidRequest, "unknown client")),
+    };
+
+    let (redirect_uri, given) = match raw.get("redirect_uri") {
+        Some(u) if client.matches_redirect_uri(u) => (u.to_string(), true),
+        Some(_) => {
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "the redirect URI is not registered for this client (it must match exactly)",
+            ));
+        }
+        None if client.metadata.redirect_uris.len() == 1 => (client.metadata.redirect_uris[0].clone(), false),
+        None => return Err(page_err(ErrorCode::InvalidRequest, "parameter `redirect_uri` is missing")),
+    };
+
+    // From here on the client and redirect URI are known to be valid.
+    match raw.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(page_err(
+                ErrorCode::UnsupportedResponseType,
+                format!("response type `{}` is not supported; use `code`", scope::sanitize(other)),
+            ));
+        }
+        None => return Err(page_err(ErrorCode::InvalidRequest, "parameter `response_type` is missing")),
+    }
+    if let Some(m) = raw.get("response_mode") {
+        if m != "query" {
+            return Err(page_err(ErrorCode::InvalidRequest, "only `response_mode=query` is supported"));
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(page_err(ErrorCode::UnauthorizedClient, "this client is not registered for the authorization code grant"));
+    }
+    let scopes = scope::parse(raw.get("scope").unwrap_or(""))?;
+    if scopes.is_empty() {
+        return Err(page_err(ErrorCode::InvalidScope, "parameter `scope` is missing"));
+    }
+    if let Some(s) = scopes.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(page_err(ErrorCode::InvalidScope, format!("scope `{s}` is not registered for this client")));
+    }
+    if scopes.iter().any(|s| s == "openid") && !given {
+        return Err(page_err(ErrorCode::InvalidRequest, "OpenID Connect requests must carry `redirect_uri`"));
+    }
+
+    let challenge = raw.get("code_challenge");
+    core.config
+        .profile
+        .check_pkce(client.is_public(), raw.get("code_challenge_method"), challenge.is_some())
+        .map_err(|v| page_err(ErrorCode::InvalidRequest, v.description))?;
+    if let Some(c) = challenge {
+        if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(page_err(ErrorCode::InvalidRequest, "`code_challenge` must be a base64url SHA-256 (43 characters)"));
+        }
+    }
+
+    let mut prompt = Prompt::default();
+    if let Some(p) = raw.get("prompt") {
+        for v in p.split(' ').filter(|v| !v.is_empty()) {
+            match v {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => prompt.login = true,
+                other => {
+                    return Err(page_err(ErrorCode::InvalidRequest, format!("unknown prompt value `{}`", scope::sanitize(other))));
+                }
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(page_err(ErrorCode::InvalidRequest, "`prompt=none` cannot be combined with other values"));
+        }
+    }
+    let max_age = match raw.get("max_age") {
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| page_err(ErrorCode::InvalidRequest, "`max_age` must be a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    if raw.get("nonce").is_some_and(|n| n.len() > 512) {
+        return Err(page_err(ErrorCode::InvalidRequest, "`nonce` is too long"));
+    }
+    if raw.get("state").is_some_and(|s| s.len() > 2048) {
+        return Err(page_err(ErrorCode::InvalidRequest, "`state` is too long"));
+    }
+
+    Ok(AuthRequest {
+        client,
+        redirect_uri,
+        redirect_uri_given: given,
+        scopes,
+        state: raw.get("state").map(str::to_string),
+        nonce: raw.get("nonce").map(str::to_string),
+        code_challenge: challenge.map(str::to_string),
+        prompt,
+        max_age,
+        raw,
+    })
+}
+
+/// Build an authorization response URL: the redirect URI with our parameters plus `state` and
+/// `iss` (RFC 9207) appended to its query.
+fn response_url(req: &AuthRequest, issuer: &str, pairs: &[(&str, &str)]) -> String {
+    let Ok(mut url) = url::Url::parse(&req.redirect_uri) else {
+        return req.redirect_uri.clone();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(s) = &req.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", issuer);
+    }
+    url.to_string()
+}
+
+/// An error authorization response (redirect), for outcomes the user caused or asked for.
+pub fn error_redirect(core: &Core, req: &AuthRequest, code: ErrorCode, description: &str) -> String {
+    response_url(req, core.issuer(), &[("error", code.as_str()), ("error_description", description)])
+}
+
+/// Decide the next step for a valid request, given the browser's session.
+pub async fn next(core: &Core, req: &AuthRequest, session: Option<(SessionRow, UserRow)>, fresh_login: bool, now: i64) -> Result<Next, OAuthError> {
+    let needs_login = match &session {
+        None => true,
+        Some((s, _)) => !fresh_login && (req.prompt.login || req.max_age.is_some_and(|m| now - s.auth_time > m)),
+    };
+    if needs_login {
+        if req.prompt.none {
+            return Ok(Next::Redirect(error_redirect(core, req, ErrorCode::LoginRequired, "the user is not logged in")));
+        }
+        return Ok(Next::Login);
+    }
+    let Some((s, user)) = session else { return Ok(Next::Login) };
+    let (uid, cid) = (user.id.clone(), req.client.id.clone());
+    let consented = core.store.run(move |c| grants::consent(c, &uid, &cid)).await?;
+    let consented = scope::parse(consented.as_deref().unwrap_or("")).unwrap_or_default();
+    if req.prompt.consent || !scope::subset(&req.scopes, &consented) {
+        if req.prompt.none {
+            return Ok(Next::Redirect(error_redirect(core, req, ErrorCode::ConsentRequired, "the user has not consented")));
+        }
+        return Ok(Next::Consent(user));
+    }
+    Ok(Next::Redirect(issue_code(core, req, &user.id, s.auth_time, now).await?))
+}
+
+/// The user's answer on the consent page.
+pub async fn consent(core: &Core, req: &AuthRequest, session: &(SessionRow, UserRow), allow: bool, now: i64) -> Result<String, OAuthError> {
+    if !allow {
+        return Ok(error_redirect(core, req, ErrorCode::AccessDenied, "the user denied the request"));
+    }
+    let (uid, cid) = (session.1.id.clone(), req.client.id.clone());
+    let wanted = req.scopes.clone();
+    core.store
+        .run(move |c| {
+            let mut all = scope::parse(grants::consent(c, &uid, &cid)?.as_deref().unwrap_or("")).unwrap_or_default();
+            for s in wanted {
+                if !all.contains(&s) {
+                    all.push(s);
+                }
+            }
+            grants::save_consent(c, &uid, &cid, &scope::join(&all), now)
+        })
+        .await?;
+    issue_code(core, req, &session.1.id, session.0.auth_time, now).await
+}
+
+/// Issue a code and return the success redirect.
+async fn issue_code(core: &Core, req: &AuthRequest, user_id: &str, auth_time: i64, now: i64) -> Result<String, OAuthError> {
+    let code = Secret::generate(SecretKind::AuthorizationCode);
+    let row = CodeRow {
+        code_hash: code.hash(),
+        grant_id: new_id(),
+        client_id: req.client.id.clone(),
+        user_id: user_id.to_string(),
+        redirect_uri: req.redirect_uri.clone(),
+        redirect_uri_given: req.redirect_uri_given,
+        scope: scope::join(&req.scopes),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        auth_time,
+        expires_at: now + core.config.code_ttl as i64,
+        used: false,
+        created_at: now,
+    };
+    core.store.run(move |c| grants::insert_code(c, &row)).await?;
+    Ok(response_url(req, core.issuer(), &[("code", code.expose_secret())]))
+}
+
+/// A short, human description of a scope for the consent page.
+pub fn describe_scope(s: &str) -> String {
+    match s {
+        "openid" => "confirm who you are".into(),
+        "profile" => "see your name and username".into(),
+        "email" => "see your email address".into(),
+        "offline_access" => "keep access while you are away".into(),
+        "uma_protection" => "manage the protection of your resources".into(),
+        other => format!("use `{other}`"),
+    }
+}

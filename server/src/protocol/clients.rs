@@ -1,0 +1,310 @@
+//! Clients and their metadata (RFC 7591 §2): validation shared by dynamic registration and
+//! `custodia client add`, and the parsed [`Client`] every endpoint works with.
+
+use custodia_profiles::{ApplicationType, Profile};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::{ErrorCode, OAuthError};
+use super::scope;
+use crate::store::clients::ClientRow;
+
+/// Client metadata as registered (RFC 7591 §2 names). Unknown members are ignored on input
+/// (RFC 7591 §2: "the AS MUST ignore any client metadata it does not understand").
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClientMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub response_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+}
+
+/// A registered client, parsed.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: String,
+    pub secret_hash: Option<String>,
+    pub registration_token_hash: Option<String>,
+    /// Normalised metadata (defaults filled in).
+    pub metadata: ClientMetadata,
+    pub auth_method: String,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub application_type: ApplicationType,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn from_row(row: ClientRow) -> Result<Client, OAuthError> {
+        let metadata: ClientMetadata = serde_json::from_str(&row.metadata)
+            .map_err(|e| OAuthError::internal(format!("stored metadata of client {}: {e}", row.id)))?;
+        let auth_method = metadata.token_endpoint_auth_method.clone().unwrap_or_else(|| "client_secret_basic".into());
+        let grant_types = metadata.grant_types.clone().unwrap_or_default();
+        let scopes = scope::parse(metadata.scope.as_deref().unwrap_or("")).unwrap_or_default();
+        let application_type = match metadata.application_type.as_deref() {
+            Some("native") => ApplicationType::Native,
+            _ => ApplicationType::Web,
+        };
+        Ok(Client {
+            id: row.id,
+            secret_hash: row.secret_hash,
+            registration_token_hash: row.registration_token_hash,
+            metadata,
+            auth_method,
+            grant_types,
+            scopes,
+            application_type,
+            created_at: row.created_at,
+        })
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.auth_method == "none"
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn name(&self) -> &str {
+        self.metadata.client_name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Exact redirect URI matching (RFC 9700 §4.1.3): the string must equal a registered one. The
+    /// one exception is the port of a loopback redirect URI of a native client (RFC 8252 §7.3).
+    pub fn matches_redirect_uri(&self, uri: &str) -> bool {
+        if self.metadata.redirect_uris.iter().any(|r| r == uri) {
+            return true;
+        }
+        if self.application_type != ApplicationType::Native {
+            return false;
+        }
+        let Ok(given) = url::Url::parse(uri) else { return false };
+        if given.scheme() != "http" || !custodia_profiles::is_loopback_url(&given) {
+            return false;
+        }
+        self.metadata.redirect_uris.iter().any(|r| {
+            url::Url::parse(r).is_ok_and(|reg| {
+                reg.scheme() == "http"
+                    && matches!(reg.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)))
+                    && reg.host() == given.host()
+                    && reg.path() == given.path()
+                    && reg.query() == given.query()
+                    && given.fragment().is_none()
+                    && given.username().is_empty()
+            })
+        })
+    }
+}
+
+const MAX_REDIRECT_URIS: usize = 20;
+const MAX_URI_LEN: usize = 2000;
+const MAX_TEXT: usize = 200;
+const MAX_SCOPES: usize = 100;
+
+/// Validate and normalise metadata for registration. Errors are `invalid_redirect_uri` or
+/// `invalid_client_metadata` (RFC 7591 §3.2.2).
+pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<ClientMetadata, OAuthError> {
+    let auth_method = m.token_endpoint_auth_method.clone().unwrap_or_else(|| "client_secret_basic".into());
+    let grant_types = m.grant_types.clone().unwrap_or_else(|| vec!["authorization_code".into()]);
+    let response_types = m.response_types.clone().unwrap_or_else(|| {
+        if grant_types.iter().any(|g| g == "authorization_code") { vec!["code".into()] } else { vec![] }
+    });
+    if grant_types.is_empty() {
+        return Err(OAuthError::metadata("`grant_types` must not be empty"));
+    }
+    profile
+        .check_client(&grant_types, &response_types, &auth_method)
+        .map_err(|v| OAuthError::metadata(v.description))?;
+
+    let has_code = grant_types.iter().any(|g| g == "authorization_code");
+    if has_code != response_types.iter().any(|r| r == "code") {
+        return Err(OAuthError::metadata(
+            "`grant_types` `authorization_code` and `response_types` `code` go together (RFC 7591 §2.1)",
+        ));
+    }
+    if grant_types.iter().any(|g| g == "refresh_token") && !has_code {
+        return Err(OAuthError::metadata("the `refresh_token` grant needs the `authorization_code` grant"));
+    }
+
+    let app = match m.application_type.as_deref() {
+        None | Some("web") => ApplicationType::Web,
+        Some("native") => ApplicationType::Native,
+        Some(other) => {
+            return Err(OAuthError::metadata(format!(
+                "`application_type` `{}` is not `web` or `native`",
+                scope::sanitize(other)
+            )));
+        }
+    };
+
+    let mut uris: Vec<String> = vec![];
+    for u in &m.redirect_uris {
+        if u.len() > MAX_URI_LEN {
+            return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "a redirect URI is too long"));
+        }
+        profile
+            .check_redirect_uri(app, u)
+            .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
+        if !uris.contains(u) {
+            uris.push(u.clone());
+        }
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, format!("at most {MAX_REDIRECT_URIS} redirect URIs")));
+    }
+    if has_code && uris.is_empty() {
+        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "`redirect_uris` is required for the `authorization_code` grant"));
+    }
+    m.redirect_uris = uris;
+
+    if m.jwks.is_some() && m.jwks_uri.is_some() {
+        return Err(OAuthError::metadata("`jwks` and `jwks_uri` must not both be present (RFC 7591 §2)"));
+    }
+    if let Some(j) = &m.jwks {
+        validate_jwks(j)?;
+    }
+    if let Some(u) = &m.jwks_uri {
+        check_https_uri("jwks_uri", u)?;
+    }
+    if auth_method == "private_key_jwt" && m.jwks.is_none() && m.jwks_uri.is_none() {
+        return Err(OAuthError::metadata("`private_key_jwt` needs `jwks` or `jwks_uri`"));
+    }
+
+    for (name, v) in [("client_uri", &m.client_uri), ("logo_uri", &m.logo_uri), ("tos_uri", &m.tos_uri), ("policy_uri", &m.policy_uri)] {
+        if let Some(u) = v {
+            check_https_uri(name, u)?;
+        }
+    }
+    for (name, v) in [("client_name", &m.client_name), ("software_id", &m.software_id), ("software_version", &m.software_version)] {
+        if let Some(t) = v {
+            if t.chars().count() > MAX_TEXT || t.chars().any(char::is_control) {
+                return Err(OAuthError::metadata(format!("`{name}` must be at most {MAX_TEXT} printable characters")));
+            }
+        }
+    }
+    if let Some(c) = &m.contacts {
+        if c.len() > 10 || c.iter().any(|x| x.len() > 254) {
+            return Err(OAuthError::metadata("`contacts` must hold at most 10 addresses"));
+        }
+    }
+
+    let default_scope = if has_code { scope::OIDC_SCOPES.join(" ") } else { String::new() };
+    let scopes = scope::parse(m.scope.as_deref().unwrap_or(&default_scope))
+        .map_err(|e| OAuthError::metadata(e.error_description))?;
+    if scopes.len() > MAX_SCOPES {
+        return Err(OAuthError::metadata(format!("at most {MAX_SCOPES} scopes")));
+    }
+    m.scope = Some(scope::join(&scopes));
+    m.token_endpoint_auth_method = Some(auth_method);
+    m.grant_types = Some(grant_types);
+    m.response_types = Some(response_types);
+    m.application_type = Some(match app {
+        ApplicationType::Web => "web".into(),
+        ApplicationType::Native => "native".into(),
+    });
+    Ok(m)
+}
+
+fn check_https_uri(name: &str, u: &str) -> Result<(), OAuthError> {
+    if u.len() > MAX_URI_LEN {
+        return Err(OAuthError::metadata(format!("`{name}` is too long")));
+    }
+    match url::Url::parse(u) {
+        Ok(p) if p.scheme() == "https" && p.host_str().is_some() && p.fragment().is_none() => Ok(()),
+        Ok(p) if p.scheme() == "http" && custodia_profiles::is_loopback_url(&p) => Ok(()),
+        _ => Err(OAuthError::metadata(format!("`{name}` must be an https URL"))),
+    }
+}
+
+/// A JWK set of public keys only, at most 10 keys, each usable by `josekit`.
+pub fn validate_jwks(j: &Value) -> Result<(), OAuthError> {
+    let keys = j
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| OAuthError::metadata("`jwks` must be a JWK set: an object with a `keys` array"))?;
+    if keys.is_empty() || keys.len() > 10 {
+        return Err(OAuthError::metadata("`jwks` must hold 1 to 10 keys"));
+    }
+    for k in keys {
+        let map = k.as_object().ok_or_else(|| OAuthError::metadata("every key in `jwks` must be an object"))?;
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if map.contains_key(private) {
+                return Err(OAuthError::metadata("`jwks` must hold public keys only"));
+            }
+        }
+        josekit::jwk::Jwk::from_map(map.clone()).map_err(|_| OAuthError::metadata("`jwks` holds a key that is not a valid JWK"))?;
+        match map.get("kty").and_then(Value::as_str) {
+            Some("RSA") | Some("EC") => {}
+            _ => return Err(OAuthError::metadata("`jwks` keys must be of type `RSA` or `EC`")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custodia_profiles::DEFAULT;
+
+    fn meta(v: Value) -> ClientMetadata {
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let ok = validate_metadata(meta(serde_json::json!({"redirect_uris": ["https://c.example/cb"]})), &DEFAULT);
+        let ok = ok.ok().unwrap_or_default();
+        assert_eq!(ok.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
+        assert_eq!(ok.grant_types, Some(vec!["authorization_code".to_string()]));
+        let code = |v: Value| validate_metadata(meta(v), &DEFAULT).err().map(|e| e.error);
+        assert_eq!(code(serde_json::json!({})), Some(ErrorCode::InvalidRedirectUri));
+        assert_eq!(code(serde_json::json!({"redirect_uris": ["http://c.example/cb"]})), Some(ErrorCode::InvalidRedirectUri));
+        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb#x"]})), Some(ErrorCode::InvalidRedirectUri));
+        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "grant_types": ["implicit"]})), Some(ErrorCode::InvalidClientMetadata));
+        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "token_endpoint_auth_method": "private_key_jwt"})), Some(ErrorCode::InvalidClientMetadata));
+        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "jwks": {"keys": []}, "jwks_uri": "https://c.example/jwks"})), Some(ErrorCode::InvalidClientMetadata));
+        assert_eq!(code(serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"]})), Some(ErrorCode::InvalidClientMetadata));
+    }
+
+    #[test]
+    fn loopback_port_exception_only_for_native() -> Result<(), OAuthError> {
+        let m = validate_metadata(meta(serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "native", "token_endpoint_auth_method": "none"})), &DEFAULT)?;
+        let row = ClientRow { id: "c".into(), secret_hash: None, registration_token_hash: None, metadata: serde_json::to_string(&m).unwrap_or_default(), registered_by: "cli".into(), created_at: 0 };
+        let c = Client::from_row(row)?;
+        assert!(c.matches_redirect_uri("http://127.0.0.1/cb"));
+        assert!(c.matches_redirect_uri("http://127.0.0.1:51000/cb"));
+        assert!(!c.matches_redirect_uri("http://127.0.0.1:51000/cb/other"));
+        assert!(!c.matches_redirect_uri("http://127.0.0.1:51000/cb?x=1"));
+        assert!(!c.matches_redirect_uri("http://localhost:51000/cb"));
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Authorization server metadata (RFC 8414) and OpenID Provider metadata (OpenID Connect Discovery
+//! 1.0 §3), built from one source so the two documents never disagree. Values come from the
+//! configuration and the active profile: discovery advertises what the server allows and nothing
+//! else.
+
+use serde_json::{Value, json};
+
+use super::Core;
+use crate::config::RegistrationMode;
+
+pub fn metadata(core: &Core) -> Value {
+    let c = &core.config;
+    let p = c.profile;
+    let auth_methods: Vec<&str> = p.token_endpoint_auth_methods.to_vec();
+    let confidential_methods: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
+    let signing = core.keys.signing_alg().unwrap_or_else(|| c.signing_alg.clone());
+    let mut m = json!({
+        "issuer": c.issuer,
+        "authorization_endpoint": c.url("/authorize"),
+        "token_endpoint": c.url("/token"),
+        "userinfo_endpoint": c.url("/userinfo"),
+        "jwks_uri": c.url("/jwks"),
+        "introspection_endpoint": c.url("/introspect"),
+        "revocation_endpoint": c.url("/revoke"),
+        "scopes_supported": super::scope::OIDC_SCOPES,
+        "response_types_supported": p.response_types,
+        "response_modes_supported": ["query"],
+        "grant_types_supported": p.grant_types,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [signing],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
+        "code_challenge_methods_supported": p.code_challenge_methods,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    if c.registration_mode != RegistrationMode::Closed {
+        if let Some(o) = m.as_object_mut() {
+            o.insert("registration_endpoint".into(), json!(c.url("/register")));
+        }
+    }
+    m
+}

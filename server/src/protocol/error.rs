@@ -1,0 +1,158 @@
+//! The one OAuth error model: a closed enum of the RFC 6749 §4.1.2.1/§5.2, RFC 6750 §3.1, RFC 7009,
+//! RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6 codes with exact serde names, and an error value
+//! that carries the caller-facing `error_description`. The HTTP layer maps it to a status and
+//! headers in exactly one place (`http::error`). Internal causes are logged, never returned.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    AccessDenied,
+    UnsupportedTokenType,
+    InvalidToken,
+    InsufficientScope,
+    InvalidClientMetadata,
+    InvalidRedirectUri,
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    /// Rate limited (answered with 429 and `Retry-After`).
+    SlowDown,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// An OAuth error as the caller sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OAuthError {
+    pub error: ErrorCode,
+    pub error_description: String,
+    /// Seconds after which a rate-limited caller may retry.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError { error, error_description: description.into(), retry_after: None }
+    }
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidToken, d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, d)
+    }
+    pub fn metadata(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidClientMetadata, d)
+    }
+    pub fn slow_down(retry_after: u64) -> Self {
+        OAuthError {
+            error: ErrorCode::SlowDown,
+            error_description: format!("too many requests, retry in {retry_after} s"),
+            retry_after: Some(retry_after),
+        }
+    }
+    /// A failure that is not the caller's fault: the cause is logged here and the caller gets a
+    /// generic `server_error`.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "internal error");
+        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error.as_str(), self.error_description)
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OAuthError::internal(e)
+    }
+}
+
+impl From<crate::keys::KeyError> for OAuthError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        OAuthError::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_match_the_rfcs() -> Result<(), serde_json::Error> {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidClient,
+            ErrorCode::InvalidGrant,
+            ErrorCode::UnauthorizedClient,
+            ErrorCode::UnsupportedGrantType,
+            ErrorCode::UnsupportedResponseType,
+            ErrorCode::InvalidScope,
+            ErrorCode::AccessDenied,
+            ErrorCode::UnsupportedTokenType,
+            ErrorCode::InvalidToken,
+            ErrorCode::InsufficientScope,
+            ErrorCode::InvalidClientMetadata,
+            ErrorCode::InvalidRedirectUri,
+            ErrorCode::LoginRequired,
+            ErrorCode::ConsentRequired,
+            ErrorCode::InteractionRequired,
+            ErrorCode::SlowDown,
+            ErrorCode::ServerError,
+            ErrorCode::TemporarilyUnavailable,
+        ] {
+            assert_eq!(serde_json::to_value(code)?, serde_json::Value::String(code.as_str().into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! The token endpoint (RFC 6749 §3.2, §5): authenticate the client, dispatch on `grant_type`, one
+//! grant per module. Unknown grant types are `unsupported_grant_type`; grants the client did not
+//! register are `unauthorized_client`.
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod refresh_token;
+
+use super::Core;
+use super::client_auth::{self, Presented};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::tokens::TokenResponse;
+
+/// Handle a token request whose body has been parsed.
+pub async fn token(core: &Core, params: &Params, authorization: Option<&str>, now: i64) -> Result<TokenResponse, OAuthError> {
+    let grant_type = params.require("grant_type")?;
+    let known = ["authorization_code", "refresh_token", "client_credentials"];
+    if !known.contains(&grant_type) || !core.config.profile.grant_types.contains(&grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant type `{}` is not supported", super::scope::sanitize(grant_type)),
+        ));
+    }
+    let presented = Presented { authorization, params, endpoint_url: core.config.url("/token") };
+    let client = client_auth::authenticate(core, presented, now).await?;
+    if !client.client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not registered for the `{grant_type}` grant"
+        )));
+    }
+    match grant_type {
+        "authorization_code" => authorization_code::exchange(core, &client, params, now).await,
+        "refresh_token" => refresh_token::refresh(core, &client, params, now).await,
+        _ => client_credentials::issue(core, &client, params, now).await,
+    }
+}

@@ -1,0 +1,82 @@
+//! The refresh token grant (RFC 6749 §6, RFC 9700 §4.14.2): bound to the client and to the scope
+//! consented (a narrower scope may be asked for, never a wider one); rotated on every use; a
+//! rotated token presented again revokes the whole family (every refresh and access token of the
+//! grant).
+
+use super::super::Core;
+use super::super::client_auth::Authenticated;
+use super::super::error::OAuthError;
+use super::super::params::Params;
+use super::super::scope;
+use super::super::tokens::{AccessSpec, Minter, TokenResponse};
+use crate::secrets::Secret;
+use crate::store::grants::{self, Issue, Redeemed};
+
+pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+    let token = Secret::new(params.require("refresh_token")?);
+    let requested = match params.get("scope") {
+        Some(s) => Some(scope::parse(s)?),
+        None => None,
+    };
+    let hash = token.hash();
+    let peek = hash.clone();
+    let row = core.store.run(move |c| grants::refresh_token(c, &peek)).await?;
+    match row {
+        Some(r) if r.client_id == auth.client.id => {}
+        _ => return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or was issued to another client")),
+    }
+
+    let minter = Minter::from_core(core);
+    let outcome = core
+        .store
+        .run(move |c| {
+            grants::rotate_refresh(c, &hash, now, |row| {
+                let original = scope::parse(&row.scope).unwrap_or_default();
+                let granted = match requested {
+                    Some(req) if !req.is_empty() => {
+                        if let Some(s) = req.iter().find(|s| !original.contains(s)) {
+                            return Err(OAuthError::invalid_scope(format!("scope `{s}` was not granted originally")));
+                        }
+                        req
+                    }
+                    _ => original,
+                };
+                let scope_str = scope::join(&granted);
+                let (access, access_row) = minter.mint_access(
+                    &AccessSpec {
+                        client_id: &row.client_id,
+                        user_id: Some(&row.user_id),
+                        scope: &scope_str,
+                        grant_id: Some(&row.grant_id),
+                        auth_time: Some(row.auth_time),
+                    },
+                    now,
+                )?;
+                let id_token = if granted.iter().any(|s| s == "openid") {
+                    Some(minter.mint_id_token(&row.user_id, &row.client_id, None, row.auth_time, &access, now)?)
+                } else {
+                    None
+                };
+                // The new refresh token keeps the originally granted scope (RFC 6749 §6).
+                let (secret, refresh_row) = minter.mint_refresh(&row.grant_id, &row.client_id, &row.user_id, &row.scope, row.auth_time, now);
+                let response = TokenResponse {
+                    access_token: access,
+                    token_type: "Bearer",
+                    expires_in: minter.access_ttl,
+                    refresh_token: Some(secret.expose_secret().to_string()),
+                    id_token,
+                    scope: scope_str,
+                };
+                Ok((Issue { access: access_row, refresh: Some(refresh_row) }, response))
+            })
+        })
+        .await?;
+    match outcome {
+        Redeemed::Fresh(r) => r,
+        Redeemed::Replayed => {
+            tracing::warn!(client_id = %auth.client.id, "rotated refresh token reused; its family is revoked");
+            Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
+        }
+        Redeemed::Unknown => Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")),
+    }
+}

@@ -1,0 +1,54 @@
+//! The protocol core: OAuth 2.0 (RFC 6749, RFC 9700), PKCE (RFC 7636), OpenID Connect Core 1.0,
+//! introspection (RFC 7662), revocation (RFC 7009), dynamic registration (RFC 7591/7592),
+//! metadata (RFC 8414) and issuer identification (RFC 9207).
+//!
+//! Invariants: no actix-web here; no global state; `now` is always an argument; every secret is
+//! stored as a hash; errors are [`error::OAuthError`].
+
+pub mod authorize;
+pub mod client_auth;
+pub mod clients;
+pub mod discovery;
+pub mod error;
+pub mod grant;
+pub mod introspect;
+pub mod login;
+pub mod params;
+pub mod registration;
+pub mod revoke;
+pub mod scope;
+pub mod tokens;
+pub mod userinfo;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::keys::KeyRing;
+use crate::store::Store;
+
+/// What the core needs: configuration, storage, keys, and an HTTP client for `jwks_uri` fetches.
+#[derive(Clone)]
+pub struct Core {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub http: reqwest::Client,
+    pub jwks_cache: client_auth::JwksCache,
+}
+
+impl Core {
+    pub fn new(config: Config, store: Store, keys: KeyRing) -> Core {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(5))
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Core { config: Arc::new(config), store, keys, http, jwks_cache: client_auth::JwksCache::default() }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+}

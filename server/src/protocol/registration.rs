@@ -1,0 +1,185 @@
+//! Client registration: dynamic registration (RFC 7591 §3) in the configured mode (`open`, `token`
+//! with an initial access token, or `closed`), its management API (RFC 7592: read, update, delete
+//! with the registration access token), and the same validation for `custodia client add`.
+//!
+//! The server picks the `client_id` (client-supplied ids are ignored, RFC 9700 §4.15); generated
+//! client secrets and registration access tokens are shown once and stored only as SHA-256.
+
+use serde_json::{Map, Value, json};
+
+use super::Core;
+use super::clients::{Client, ClientMetadata, validate_metadata};
+use super::error::{ErrorCode, OAuthError};
+use crate::config::RegistrationMode;
+use crate::secrets::{Secret, SecretKind, ct_eq, hash_str, random_b64};
+use crate::store::clients::{self as client_repo, ClientRow};
+use crate::store::sessions as session_repo;
+use crate::store::{DbConn, StoreError};
+
+/// Who registered a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisteredBy {
+    Cli,
+    Dynamic,
+}
+
+fn uses_secret(method: &str) -> bool {
+    matches!(method, "client_secret_basic" | "client_secret_post")
+}
+
+/// Parse a registration request body. Every metadata type error is `invalid_client_metadata`.
+pub fn parse_metadata(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
+    if !v.is_object() {
+        return Err(OAuthError::metadata("the request body must be a JSON object"));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line").next().unwrap_or("malformed metadata").to_string();
+        OAuthError::metadata(format!("malformed metadata: {msg}"))
+    })
+}
+
+/// The RFC 7591 §3.2.1 response body for a client.
+fn client_json(core_issuer: &str, client: &ClientRow, metadata: &ClientMetadata, secret: Option<&Secret>, rat: Option<&Secret>) -> Value {
+    let mut out: Map<String, Value> = match serde_json::to_value(metadata) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    out.insert("client_id".into(), json!(client.id));
+    out.insert("client_id_issued_at".into(), json!(client.created_at));
+    if let Some(s) = secret {
+        out.insert("client_secret".into(), json!(s.expose_secret()));
+    }
+    if client.secret_hash.is_some() {
+        out.insert("client_secret_expires_at".into(), json!(0));
+    }
+    if let Some(r) = rat {
+        out.insert("registration_access_token".into(), json!(r.expose_secret()));
+    }
+    if client.registration_token_hash.is_some() {
+        out.insert("registration_client_uri".into(), json!(format!("{core_issuer}/register/{}", client.id)));
+    }
+    out.retain(|_, v| !v.is_null());
+    Value::Object(out)
+}
+
+/// Register a client (synchronously, on a connection): validate, generate id and secrets, store.
+pub fn register_on(
+    conn: &mut DbConn,
+    profile: &custodia_profiles::Profile,
+    issuer: &str,
+    metadata: ClientMetadata,
+    by: RegisteredBy,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let metadata = validate_metadata(metadata, profile)?;
+    let method = metadata.token_endpoint_auth_method.clone().unwrap_or_default();
+    let secret = uses_secret(&method).then(|| Secret::generate(SecretKind::ClientSecret));
+    let rat = (by == RegisteredBy::Dynamic).then(|| Secret::generate(SecretKind::RegistrationAccessToken));
+    let row = ClientRow {
+        id: random_b64(18),
+        secret_hash: secret.as_ref().map(Secret::hash),
+        registration_token_hash: rat.as_ref().map(Secret::hash),
+        metadata: serde_json::to_string(&metadata).map_err(OAuthError::internal)?,
+        registered_by: match by {
+            RegisteredBy::Cli => "cli".into(),
+            RegisteredBy::Dynamic => "dynamic".into(),
+        },
+        created_at: now,
+    };
+    client_repo::insert(conn, &row)?;
+    Ok(client_json(issuer, &row, &metadata, secret.as_ref(), rat.as_ref()))
+}
+
+/// RFC 7591 §3: check the registration mode and the initial access token, if one is needed.
+pub async fn check_allowed(core: &Core, bearer: Option<&str>, now: i64) -> Result<(), OAuthError> {
+    match core.config.registration_mode {
+        RegistrationMode::Open => Ok(()),
+        RegistrationMode::Closed => Err(OAuthError::new(ErrorCode::AccessDenied, "dynamic client registration is closed on this server")),
+        RegistrationMode::Token => {
+            let Some(t) = bearer else {
+                return Err(OAuthError::invalid_token("dynamic registration needs an initial access token"));
+            };
+            let hash = hash_str(t);
+            let ok = core.store.run(move |c| session_repo::initial_access_token_valid(c, &hash, now)).await?;
+            if ok { Ok(()) } else { Err(OAuthError::invalid_token("the initial access token is invalid or expired")) }
+        }
+    }
+}
+
+pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuthError> {
+    let metadata = parse_metadata(body)?;
+    let profile = core.config.profile;
+    let issuer = core.config.issuer.clone();
+    core.store
+        .run(move |c| Ok(register_on(c, profile, &issuer, metadata, RegisteredBy::Dynamic, now)))
+        .await?
+}
+
+/// RFC 7592 §2: the registration access token must match the client's; anything else (including
+/// an unknown client) is `invalid_token` (401), so the endpoint tells nothing about other clients.
+pub async fn authorize_management(core: &Core, client_id: &str, bearer: Option<&str>) -> Result<ClientRow, OAuthError> {
+    let denied = || OAuthError::invalid_token("the registration access token is invalid for this client");
+    let Some(token) = bearer else { return Err(denied()) };
+    if client_id.len() > 256 {
+        return Err(denied());
+    }
+    let id = client_id.to_string();
+    let row = core.store.run(move |c| client_repo::by_id(c, &id)).await?.ok_or_else(denied)?;
+    match &row.registration_token_hash {
+        Some(h) if ct_eq(hash_str(token).as_bytes(), h.as_bytes()) => Ok(row),
+        _ => Err(denied()),
+    }
+}
+
+pub fn read(core: &Core, row: &ClientRow) -> Result<Value, OAuthError> {
+    let c = Client::from_row(row.clone())?;
+    Ok(client_json(core.issuer(), row, &c.metadata, None, None))
+}
+
+/// RFC 7592 §2.2: replace the metadata. The body must name the client; a `client_secret`, if sent,
+/// must be the current one; the token endpoint auth method cannot move between secret and
+/// non-secret methods (the secret is never re-issued here).
+pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, OAuthError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
+    let obj = v.as_object().ok_or_else(|| OAuthError::metadata("the request body must be a JSON object"))?;
+    if obj.get("client_id").and_then(Value::as_str) != Some(row.id.as_str()) {
+        return Err(OAuthError::invalid_request("`client_id` must be present and match the client"));
+    }
+    for forbidden in ["registration_access_token", "registration_client_uri", "client_id_issued_at", "client_secret_expires_at"] {
+        if obj.contains_key(forbidden) {
+            return Err(OAuthError::invalid_request(format!("`{forbidden}` must not be sent in an update")));
+        }
+    }
+    if let Some(s) = obj.get("client_secret").and_then(Value::as_str) {
+        let ok = row.secret_hash.as_deref().is_some_and(|h| ct_eq(hash_str(s).as_bytes(), h.as_bytes()));
+        if !ok {
+            return Err(OAuthError::invalid_request("`client_secret` does not match"));
+        }
+    }
+    let metadata = parse_metadata(body)?;
+    let metadata = validate_metadata(metadata, core.config.profile)?;
+    let old = Client::from_row(row.clone())?;
+    let new_method = metadata.token_endpoint_auth_method.clone().unwrap_or_default();
+    if uses_secret(&old.auth_method) != uses_secret(&new_method) {
+        return Err(OAuthError::metadata("the token endpoint auth method cannot change between secret and non-secret methods; register a new client"));
+    }
+    let text = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
+    let id = row.id.clone();
+    core.store.run(move |c| client_repo::update_metadata(c, &id, &text)).await?;
+    Ok(client_json(core.issuer(), &row, &metadata, None, None))
+}
+
+pub async fn delete(core: &Core, row: ClientRow) -> Result<(), OAuthError> {
+    let id = row.id;
+    core.store.run(move |c| client_repo::delete(c, &id).map(|_| ())).await?;
+    Ok(())
+}
+
+/// Create an initial access token (shown once).
+pub fn create_initial_access_token(conn: &mut DbConn, expires_at: Option<i64>, now: i64) -> Result<Secret, StoreError> {
+    let secret = Secret::generate(SecretKind::InitialAccessToken);
+    session_repo::insert_initial_access_token(conn, &secret.hash(), expires_at, now)?;
+    Ok(secret)
+}

@@ -1,0 +1,57 @@
+//! Token revocation (RFC 7009): the caller authenticates; revoking a refresh token revokes its
+//! whole grant (every refresh and access token issued from it, §2.1); revoking an access token
+//! revokes that token. Tokens that are unknown, invalid or another client's are answered with 200
+//! and left alone (§2.2), so revocation tells nothing about tokens.
+
+use super::Core;
+use super::client_auth::{self, Presented};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use crate::secrets::Secret;
+use crate::store::grants;
+
+pub async fn revoke(core: &Core, params: &Params, authorization: Option<&str>, now: i64) -> Result<(), OAuthError> {
+    let presented = Presented { authorization, params, endpoint_url: core.config.url("/revoke") };
+    let caller = client_auth::authenticate(core, presented, now).await?;
+    let token = params.require("token")?;
+    if let Some(hint) = params.get("token_type_hint") {
+        if !["access_token", "refresh_token"].contains(&hint) {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedTokenType,
+                format!("token type `{}` cannot be revoked here", super::scope::sanitize(hint)),
+            ));
+        }
+    }
+    let caller_id = caller.client.id.clone();
+
+    if token.split('.').count() == 3 {
+        if let Ok((claims, _)) = core.keys.verify(token) {
+            if let Some(jti) = claims.get("jti").and_then(|v| v.as_str()).map(str::to_string) {
+                core.store
+                    .run(move |c| {
+                        if let Some(row) = grants::access_token(c, &jti)? {
+                            if row.client_id == caller_id {
+                                grants::revoke_access_token(c, &jti)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+        }
+        return Ok(());
+    }
+
+    let hash = Secret::new(token).hash();
+    core.store
+        .run(move |c| {
+            if let Some(row) = grants::refresh_token(c, &hash)? {
+                if row.client_id == caller_id {
+                    grants::revoke_grant(c, &row.grant_id)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}

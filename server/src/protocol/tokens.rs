@@ -1,0 +1,149 @@
+//! Token minting: JWT access tokens (RFC 9068: `typ: at+jwt`, `iss`, `sub`, `aud`, `client_id`,
+//! `exp`, `iat`, `jti`, `scope`), ID tokens (OpenID Connect Core §2, §3.1.3.6: `aud`, `nonce`,
+//! `auth_time`, `at_hash`), opaque refresh tokens, and the token response (RFC 6749 §5.1).
+//!
+//! Every access token's `jti` is recorded, so introspection and revocation work for JWTs; refresh
+//! tokens are stored only as hashes.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::Core;
+use super::error::OAuthError;
+use crate::keys::KeyRing;
+use crate::secrets::{Secret, SecretKind, new_id};
+use crate::store::grants::{AccessTokenRow, RefreshTokenRow};
+
+/// The token response body. Holds tokens: no `Debug`.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+/// What an access token is for.
+pub struct AccessSpec<'a> {
+    pub client_id: &'a str,
+    /// The user the token acts for; `None` for a client acting for itself.
+    pub user_id: Option<&'a str>,
+    pub scope: &'a str,
+    pub grant_id: Option<&'a str>,
+    pub auth_time: Option<i64>,
+}
+
+/// Everything [`mint_access`] needs that is not per-request: keys, issuer, lifetime. Cheap to
+/// clone into a blocking task.
+#[derive(Clone)]
+pub struct Minter {
+    pub keys: KeyRing,
+    pub issuer: String,
+    pub access_ttl: u64,
+    pub id_ttl: u64,
+    pub refresh_ttl: u64,
+}
+
+impl Minter {
+    pub fn from_core(core: &Core) -> Minter {
+        Minter {
+            keys: core.keys.clone(),
+            issuer: core.config.issuer.clone(),
+            access_ttl: core.config.access_token_ttl,
+            id_ttl: core.config.id_token_ttl,
+            refresh_ttl: core.config.refresh_token_ttl,
+        }
+    }
+
+    /// Sign an access token and build its record.
+    pub fn mint_access(&self, spec: &AccessSpec<'_>, now: i64) -> Result<(String, AccessTokenRow), OAuthError> {
+        let jti = new_id();
+        let exp = now + self.access_ttl as i64;
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.issuer));
+        claims.insert("sub".into(), json!(spec.user_id.unwrap_or(spec.client_id)));
+        // The audience: this server's protected APIs (userinfo); resource-specific audiences
+        // (RFC 8707) come with the UMA issues.
+        claims.insert("aud".into(), json!(self.issuer));
+        claims.insert("client_id".into(), json!(spec.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(exp));
+        claims.insert("jti".into(), json!(jti));
+        claims.insert("scope".into(), json!(spec.scope));
+        if let Some(t) = spec.auth_time {
+            claims.insert("auth_time".into(), json!(t));
+        }
+        let token = self.keys.sign("at+jwt", claims)?;
+        let row = AccessTokenRow {
+            jti,
+            grant_id: spec.grant_id.map(str::to_string),
+            client_id: spec.client_id.to_string(),
+            user_id: spec.user_id.map(str::to_string),
+            scope: spec.scope.to_string(),
+            expires_at: exp,
+            revoked: false,
+            created_at: now,
+        };
+        Ok((token, row))
+    }
+
+    /// A new refresh token of a grant.
+    pub fn mint_refresh(&self, grant_id: &str, client_id: &str, user_id: &str, scope: &str, auth_time: i64, now: i64) -> (Secret, RefreshTokenRow) {
+        let secret = Secret::generate(SecretKind::RefreshToken);
+        let row = RefreshTokenRow {
+            token_hash: secret.hash(),
+            grant_id: grant_id.to_string(),
+            client_id: client_id.to_string(),
+            user_id: user_id.to_string(),
+            scope: scope.to_string(),
+            auth_time,
+            expires_at: now + self.refresh_ttl as i64,
+            used: false,
+            revoked: false,
+            created_at: now,
+        };
+        (secret, row)
+    }
+
+    /// Sign an ID token (OpenID Connect Core §2). Claims beyond `sub` are served by userinfo.
+    pub fn mint_id_token(&self, sub: &str, client_id: &str, nonce: Option<&str>, auth_time: i64, access_token: &str, now: i64) -> Result<String, OAuthError> {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("aud".into(), json!(client_id));
+        claims.insert("azp".into(), json!(client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + self.id_ttl as i64));
+        claims.insert("auth_time".into(), json!(auth_time));
+        if let Some(n) = nonce {
+            claims.insert("nonce".into(), json!(n));
+        }
+        claims.insert("at_hash".into(), Value::String(at_hash(access_token)));
+        Ok(self.keys.sign("JWT", claims)?)
+    }
+}
+
+/// `at_hash`: the left half of SHA-256 of the access token, base64url (RS256, PS256 and ES256 all
+/// hash with SHA-256).
+pub fn at_hash(access_token: &str) -> String {
+    let d = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_vector() {
+        // OpenID Connect Core appendix A.3 example: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y".
+        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+    }
+}

@@ -1,0 +1,217 @@
+//! Storage: diesel over SQLite (bundled, WAL; the embedded default) and PostgreSQL, behind one
+//! connection enum and one logical schema with a migration folder per backend (`migrations/`).
+//!
+//! Architecture invariants:
+//! - the backend is chosen from the URL scheme and connected with its concrete connection type, so
+//!   a refused PostgreSQL connection is reported as such;
+//! - every pooled SQLite connection gets WAL, `busy_timeout` and `foreign_keys` via `batch_execute`;
+//! - blocking database work runs on the blocking pool ([`Store::run`]), never on the executor;
+//! - every single-use consumption (code, refresh token, client assertion `jti`) is one atomic
+//!   statement (`UPDATE … WHERE used = false … RETURNING` or an insert against a primary key);
+//! - repository functions are written once over [`DbConn`] with [`with_conn!`]/[`with_tx!`].
+
+pub mod clients;
+pub mod grants;
+pub mod keys;
+pub mod schema;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Pragmas set on every pooled SQLite connection (see `../shared/dependencies.md`, pitfalls 2 and 3).
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// A connection to either backend.
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+/// Run `$body` with `$c` bound to the concrete connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`); the body is compiled once per backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConn::Sqlite($c) => $body,
+            $crate::store::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
+/// Like [`with_conn!`], inside a transaction. SQLite takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails on a lock upgrade.
+#[macro_export]
+macro_rules! with_tx {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConn::Sqlite(conn) => conn.immediate_transaction(|$c| $body),
+            $crate::store::DbConn::Pg(conn) => conn.transaction(|$c| $body),
+        }
+    };
+}
+
+/// Which backend a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Storage failures. None of them is the caller's fault: the HTTP layer answers `500 server_error`
+/// (or `503` from `/readyz`) and logs the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("a row with this key exists already")]
+    Conflict,
+    #[error("blocking task failed: {0}")]
+    Task(String),
+}
+
+/// Map a unique-constraint violation to [`StoreError::Conflict`].
+pub(crate) fn conflict_or(e: diesel::result::Error) -> StoreError {
+    match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Conflict
+        }
+        other => StoreError::Db(other),
+    }
+}
+
+#[derive(Debug)]
+pub struct ConnectError(String);
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConnectError {}
+
+/// r2d2 manager that connects with the concrete type chosen from the URL.
+struct Manager {
+    url: DatabaseUrl,
+}
+
+fn connect(url: &DatabaseUrl) -> Result<DbConn, ConnectError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.to_string_lossy();
+            let mut c = SqliteConnection::establish(&path).map_err(|e| ConnectError(format!("SQLite `{path}`: {e}")))?;
+            c.batch_execute(SQLITE_PRAGMAS).map_err(|e| ConnectError(format!("SQLite pragmas: {e}")))?;
+            Ok(DbConn::Sqlite(c))
+        }
+        DatabaseUrl::Postgres(u) => PgConnection::establish(u)
+            .map(DbConn::Pg)
+            .map_err(|e| ConnectError(format!("PostgreSQL: {}", e.to_string().trim()))),
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConn, ConnectError> {
+        connect(&self.url)
+    }
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        with_conn!(conn, c => c.batch_execute("SELECT 1")).map_err(|e| ConnectError(e.to_string()))
+    }
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// The store: a pool and its backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connect (one connection first, so a refused connection is reported with its real cause),
+    /// then build the pool.
+    pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Store, StoreError> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.exists() {
+                    return Err(StoreError::Connect(format!("the directory `{}` does not exist", dir.display())));
+                }
+            }
+        }
+        // The first connection tells the real error (refused, bad password, unwritable file).
+        let first = connect(url).map_err(|e| StoreError::Connect(e.0))?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager { url: url.clone() })
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let backend = match url {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        };
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Apply pending migrations of this backend's folder; returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let applied = match &mut *conn {
+            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
+            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
+        };
+        applied.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Run blocking database work on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The same, synchronously (CLI commands).
+    pub fn run_sync<T>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        f(&mut conn)
+    }
+
+    /// Readiness: a round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| with_conn!(c, c => c.batch_execute("SELECT 1")).map_err(StoreError::from)).await
+    }
+}

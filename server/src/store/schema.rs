@@ -1,0 +1,131 @@
+//! The one logical schema, as diesel sees it (both backends; see `migrations/`).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Text,
+        email_verified -> Bool,
+        name -> Nullable<Text>,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        last_failed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        secret_hash -> Nullable<Text>,
+        registration_token_hash -> Nullable<Text>,
+        metadata -> Text,
+        registered_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        public_jwk -> Text,
+        private_key_enc -> Text,
+        created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
+        publish_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    auth_codes (code_hash) {
+        code_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        redirect_uri -> Text,
+        redirect_uri_given -> Bool,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> BigInt,
+        expires_at -> BigInt,
+        used -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_tokens (jti) {
+        jti -> Text,
+        grant_id -> Nullable<Text>,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        scope -> Text,
+        expires_at -> BigInt,
+        revoked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        auth_time -> BigInt,
+        expires_at -> BigInt,
+        used -> Bool,
+        revoked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        auth_time -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    used_jtis (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    initial_access_tokens (token_hash) {
+        token_hash -> Text,
+        expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    clients,
+    signing_keys,
+    auth_codes,
+    access_tokens,
+    refresh_tokens,
+    sessions,
+    consents,
+    used_jtis,
+    initial_access_tokens,
+);

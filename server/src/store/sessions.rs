@@ -1,0 +1,85 @@
+//! Browser sessions (by SHA-256 of the cookie value), replay records for client-assertion `jti`s
+//! (RFC 7523 §3), and initial access tokens for dynamic registration (RFC 7591 §3).
+
+use diesel::prelude::*;
+
+use super::schema::{initial_access_tokens, sessions, used_jtis};
+use super::{DbConn, StoreError, conflict_or};
+use crate::with_conn;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &mut DbConn, row: &SessionRow) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(sessions::table).values(row).execute(c))
+        .map(|_| ())
+        .map_err(conflict_or)
+}
+
+/// A live session by the hash of its cookie value.
+pub fn live(conn: &mut DbConn, id_hash: &str, now: i64) -> Result<Option<SessionRow>, StoreError> {
+    Ok(with_conn!(conn, c => sessions::table
+        .find(id_hash)
+        .filter(sessions::expires_at.gt(now))
+        .select(SessionRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn delete(conn: &mut DbConn, id_hash: &str) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::delete(sessions::table.find(id_hash)).execute(c))?;
+    Ok(())
+}
+
+/// Record a `jti` once: `Ok(false)` when it was seen before (a replay). One insert against the
+/// primary key, so it holds across instances.
+pub fn use_jti(conn: &mut DbConn, issuer: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+    let r = with_conn!(conn, c => diesel::insert_into(used_jtis::table)
+        .values((used_jtis::issuer.eq(issuer), used_jtis::jti.eq(jti), used_jtis::expires_at.eq(expires_at)))
+        .execute(c));
+    match r.map_err(conflict_or) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn insert_initial_access_token(conn: &mut DbConn, hash: &str, expires_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(initial_access_tokens::table)
+        .values((
+            initial_access_tokens::token_hash.eq(hash),
+            initial_access_tokens::expires_at.eq(expires_at),
+            initial_access_tokens::created_at.eq(now),
+        ))
+        .execute(c))
+    .map(|_| ())
+    .map_err(conflict_or)
+}
+
+pub fn initial_access_token_valid(conn: &mut DbConn, hash: &str, now: i64) -> Result<bool, StoreError> {
+    let row: Option<Option<i64>> = with_conn!(conn, c => initial_access_tokens::table
+        .find(hash)
+        .select(initial_access_tokens::expires_at)
+        .first(c)
+        .optional())?;
+    Ok(match row {
+        Some(None) => true,
+        Some(Some(exp)) => exp > now,
+        None => false,
+    })
+}
+
+/// Delete expired sessions and `jti` records (housekeeping).
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
+    with_conn!(conn, c => {
+        diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(c)?;
+        diesel::delete(used_jtis::table.filter(used_jtis::expires_at.lt(now))).execute(c)
+    })?;
+    Ok(())
+}
