@@ -26,7 +26,10 @@ impl fmt::Display for Violation {
 }
 
 fn violation(rule: &'static str, description: impl Into<String>) -> Violation {
-    Violation { rule, description: description.into() }
+    Violation {
+        rule,
+        description: description.into(),
+    }
 }
 
 /// Lifetimes (seconds) a profile allows at most.
@@ -72,7 +75,12 @@ pub const DEFAULT: Profile = Profile {
     name: "default",
     grant_types: &["authorization_code", "refresh_token", "client_credentials"],
     response_types: &["code"],
-    token_endpoint_auth_methods: &["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+    token_endpoint_auth_methods: &[
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ],
     code_challenge_methods: &["S256"],
     signing_algs: &["RS256", "ES256", "PS256"],
     client_assertion_algs: &["RS256", "PS256", "ES256"],
@@ -112,7 +120,10 @@ impl Profile {
             if !self.grant_types.contains(&g.as_str()) {
                 return Err(violation(
                     "BCP-19",
-                    format!("grant type `{g}` is not allowed by the `{}` profile", self.name),
+                    format!(
+                        "grant type `{g}` is not allowed by the `{}` profile",
+                        self.name
+                    ),
                 ));
             }
         }
@@ -120,18 +131,27 @@ impl Profile {
             if !self.response_types.contains(&r.as_str()) {
                 return Err(violation(
                     "BCP-10",
-                    format!("response type `{r}` is not allowed by the `{}` profile", self.name),
+                    format!(
+                        "response type `{r}` is not allowed by the `{}` profile",
+                        self.name
+                    ),
                 ));
             }
         }
         if !self.token_endpoint_auth_methods.contains(&auth_method) {
             return Err(violation(
                 "BCP-20",
-                format!("token endpoint auth method `{auth_method}` is not allowed by the `{}` profile", self.name),
+                format!(
+                    "token endpoint auth method `{auth_method}` is not allowed by the `{}` profile",
+                    self.name
+                ),
             ));
         }
         if auth_method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
-            return Err(violation("BCP-20", "a public client cannot use the `client_credentials` grant"));
+            return Err(violation(
+                "BCP-20",
+                "a public client cannot use the `client_credentials` grant",
+            ));
         }
         Ok(())
     }
@@ -140,18 +160,31 @@ impl Profile {
     /// wildcard, and https — except loopback http and private-use schemes for native clients
     /// (RFC 9700 §2.1 and §2.6, RFC 8252 §7).
     pub fn check_redirect_uri(&self, app: ApplicationType, uri: &str) -> Result<(), Violation> {
-        let parsed = url::Url::parse(uri)
-            .map_err(|_| violation("BCP-01", format!("redirect URI `{uri}` is not an absolute URI")))?;
+        let parsed = url::Url::parse(uri).map_err(|_| {
+            violation(
+                "BCP-01",
+                format!("redirect URI `{uri}` is not an absolute URI"),
+            )
+        })?;
         if parsed.fragment().is_some() || uri.contains('#') {
-            return Err(violation("BCP-01", format!("redirect URI `{uri}` must not contain a fragment")));
+            return Err(violation(
+                "BCP-01",
+                format!("redirect URI `{uri}` must not contain a fragment"),
+            ));
         }
         if uri.contains('*') {
-            return Err(violation("BCP-01", format!("redirect URI `{uri}` must not contain a wildcard")));
+            return Err(violation(
+                "BCP-01",
+                format!("redirect URI `{uri}` must not contain a wildcard"),
+            ));
         }
         match parsed.scheme() {
             "https" => {
                 if parsed.host_str().is_none_or(str::is_empty) {
-                    return Err(violation("BCP-01", format!("redirect URI `{uri}` has no host")));
+                    return Err(violation(
+                        "BCP-01",
+                        format!("redirect URI `{uri}` has no host"),
+                    ));
                 }
                 Ok(())
             }
@@ -161,13 +194,16 @@ impl Profile {
                 } else {
                     Err(violation(
                         "BCP-24",
-                        format!("redirect URI `{uri}` must use https (http only for loopback redirect URIs of native clients)"),
+                        format!(
+                            "redirect URI `{uri}` must use https (http only for loopback redirect URIs of native clients)"
+                        ),
                     ))
                 }
             }
-            "javascript" | "data" | "file" | "vbscript" | "ftp" | "ws" | "wss" => {
-                Err(violation("BCP-01", format!("redirect URI `{uri}` uses a forbidden scheme")))
-            }
+            "javascript" | "data" | "file" | "vbscript" | "ftp" | "ws" | "wss" => Err(violation(
+                "BCP-01",
+                format!("redirect URI `{uri}` uses a forbidden scheme"),
+            )),
             scheme => {
                 // A private-use scheme (RFC 8252 §7.1) is only for native apps and must look like a
                 // reverse domain name, so that two apps are unlikely to claim the same one.
@@ -176,7 +212,9 @@ impl Profile {
                 } else {
                     Err(violation(
                         "BCP-24",
-                        format!("redirect URI `{uri}` uses the scheme `{scheme}`: only native clients may use a private-use scheme, in reverse domain name form"),
+                        format!(
+                            "redirect URI `{uri}` uses the scheme `{scheme}`: only native clients may use a private-use scheme, in reverse domain name form"
+                        ),
                     ))
                 }
             }
@@ -184,7 +222,13 @@ impl Profile {
     }
 
     /// Enforcement point: configuration. A lifetime above the profile's cap is refused.
-    pub fn check_lifetimes(&self, code: u64, access: u64, id: u64, refresh: u64) -> Result<(), Violation> {
+    pub fn check_lifetimes(
+        &self,
+        code: u64,
+        access: u64,
+        id: u64,
+        refresh: u64,
+    ) -> Result<(), Violation> {
         let caps = self.lifetime_caps;
         for (what, value, cap) in [
             ("authorization code lifetime", code, caps.authorization_code),
@@ -193,12 +237,18 @@ impl Profile {
             ("refresh token lifetime", refresh, caps.refresh_token),
         ] {
             if value == 0 {
-                return Err(violation("CORE-02", format!("the {what} must be above 0 seconds")));
+                return Err(violation(
+                    "CORE-02",
+                    format!("the {what} must be above 0 seconds"),
+                ));
             }
             if value > cap {
                 return Err(violation(
                     "CORE-02",
-                    format!("the {what} of {value} s is above the `{}` profile's cap of {cap} s", self.name),
+                    format!(
+                        "the {what} of {value} s is above the `{}` profile's cap of {cap} s",
+                        self.name
+                    ),
                 ));
             }
         }
@@ -212,13 +262,22 @@ impl Profile {
         } else {
             Err(violation(
                 "BCP-20",
-                format!("signing algorithm `{alg}` is not allowed by the `{}` profile (allowed: {})", self.name, self.signing_algs.join(", ")),
+                format!(
+                    "signing algorithm `{alg}` is not allowed by the `{}` profile (allowed: {})",
+                    self.name,
+                    self.signing_algs.join(", ")
+                ),
             ))
         }
     }
 
     /// Enforcement point: authorization request. PKCE with an allowed method; required of public clients.
-    pub fn check_pkce(&self, public_client: bool, method: Option<&str>, has_challenge: bool) -> Result<(), Violation> {
+    pub fn check_pkce(
+        &self,
+        public_client: bool,
+        method: Option<&str>,
+        has_challenge: bool,
+    ) -> Result<(), Violation> {
         if has_challenge {
             let m = method.unwrap_or("plain");
             if !self.code_challenge_methods.contains(&m) {
@@ -228,9 +287,15 @@ impl Profile {
                 ));
             }
         } else if method.is_some() {
-            return Err(violation("BCP-05", "`code_challenge_method` was sent without `code_challenge`"));
+            return Err(violation(
+                "BCP-05",
+                "`code_challenge_method` was sent without `code_challenge`",
+            ));
         } else if public_client && self.pkce_required_for_public_clients {
-            return Err(violation("BCP-05", "public clients must use PKCE: `code_challenge` is required"));
+            return Err(violation(
+                "BCP-05",
+                "public clients must use PKCE: `code_challenge` is required",
+            ));
         }
         Ok(())
     }
@@ -281,21 +346,67 @@ mod tests {
     #[test]
     fn client_rules() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["code"]), "client_secret_basic").is_ok());
-        assert_eq!(DEFAULT.check_client(&s(&["implicit"]), &s(&["code"]), "none").map_err(|v| v.rule), Err("BCP-19"));
-        assert_eq!(DEFAULT.check_client(&s(&["password"]), &s(&["code"]), "none").map_err(|v| v.rule), Err("BCP-19"));
-        assert_eq!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["token"]), "none").map_err(|v| v.rule), Err("BCP-10"));
-        assert!(DEFAULT.check_client(&s(&["client_credentials"]), &[], "none").is_err());
-        assert!(DEFAULT.check_client(&s(&["authorization_code"]), &s(&["code"]), "client_secret_jwt").is_err());
+        assert!(
+            DEFAULT
+                .check_client(
+                    &s(&["authorization_code"]),
+                    &s(&["code"]),
+                    "client_secret_basic"
+                )
+                .is_ok()
+        );
+        assert_eq!(
+            DEFAULT
+                .check_client(&s(&["implicit"]), &s(&["code"]), "none")
+                .map_err(|v| v.rule),
+            Err("BCP-19")
+        );
+        assert_eq!(
+            DEFAULT
+                .check_client(&s(&["password"]), &s(&["code"]), "none")
+                .map_err(|v| v.rule),
+            Err("BCP-19")
+        );
+        assert_eq!(
+            DEFAULT
+                .check_client(&s(&["authorization_code"]), &s(&["token"]), "none")
+                .map_err(|v| v.rule),
+            Err("BCP-10")
+        );
+        assert!(
+            DEFAULT
+                .check_client(&s(&["client_credentials"]), &[], "none")
+                .is_err()
+        );
+        assert!(
+            DEFAULT
+                .check_client(
+                    &s(&["authorization_code"]),
+                    &s(&["code"]),
+                    "client_secret_jwt"
+                )
+                .is_err()
+        );
     }
 
     #[test]
     fn pkce_rules() {
         assert!(DEFAULT.check_pkce(true, Some("S256"), true).is_ok());
         assert!(DEFAULT.check_pkce(false, None, false).is_ok());
-        assert_eq!(DEFAULT.check_pkce(true, None, false).map_err(|v| v.rule), Err("BCP-05"));
-        assert_eq!(DEFAULT.check_pkce(false, Some("plain"), true).map_err(|v| v.rule), Err("BCP-08"));
-        assert_eq!(DEFAULT.check_pkce(false, None, true).map_err(|v| v.rule), Err("BCP-08"));
+        assert_eq!(
+            DEFAULT.check_pkce(true, None, false).map_err(|v| v.rule),
+            Err("BCP-05")
+        );
+        assert_eq!(
+            DEFAULT
+                .check_pkce(false, Some("plain"), true)
+                .map_err(|v| v.rule),
+            Err("BCP-08")
+        );
+        assert_eq!(
+            DEFAULT.check_pkce(false, None, true).map_err(|v| v.rule),
+            Err("BCP-08")
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ use crate::protocol::registration::{self, RegisteredBy};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "custodia", version, about = "Custodia: a UMA 2.0 authorization server")]
+#[command(
+    name = "custodia",
+    version,
+    about = "Custodia: a UMA 2.0 authorization server"
+)]
 pub struct Cli {
     /// TOML configuration file (environment variables CUSTODIA_* override it).
     #[arg(long, global = true, env = "CUSTODIA_CONFIG")]
@@ -122,16 +126,24 @@ pub struct Failure {
 }
 
 fn fail(code: i32, message: impl Into<String>) -> Failure {
-    Failure { message: message.into(), code }
+    Failure {
+        message: message.into(),
+        code,
+    }
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Failure> {
-    Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()).map_err(|e| fail(2, e.to_string()))
+    Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())
+        .map_err(|e| fail(2, e.to_string()))
 }
 
 fn open_store(config: &Config) -> Result<Store, Failure> {
-    let store = Store::open(&config.database, config.db_pool_size)
-        .map_err(|e| fail(1, format!("{e} (database `{}`)", config.database.redacted())))?;
+    let store = Store::open(&config.database, config.db_pool_size).map_err(|e| {
+        fail(
+            1,
+            format!("{e} (database `{}`)", config.database.redacted()),
+        )
+    })?;
     store.migrate().map_err(|e| fail(1, e.to_string()))?;
     Ok(store)
 }
@@ -142,8 +154,11 @@ fn keyring(config: &Config, store: &Store) -> Result<KeyRing, Failure> {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -168,23 +183,57 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let c = load_config(&cli)?;
             let store = Store::open(&c.database, 1).map_err(|e| fail(1, e.to_string()))?;
             let applied = store.migrate().map_err(|e| fail(1, e.to_string()))?;
-            println!("migrations applied: {}", if applied.is_empty() { "none pending".to_string() } else { applied.join(", ") });
+            println!(
+                "migrations applied: {}",
+                if applied.is_empty() {
+                    "none pending".to_string()
+                } else {
+                    applied.join(", ")
+                }
+            );
             Ok(())
         }
         Command::Serve => serve(&cli),
-        Command::User(UserCommand::Add { username, email, name, email_verified, password_stdin: _ }) => {
+        Command::User(UserCommand::Add {
+            username,
+            email,
+            name,
+            email_verified,
+            password_stdin: _,
+        }) => {
             let c = load_config(&cli)?;
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).map_err(|e| fail(1, format!("cannot read the password from standard input: {e}")))?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| {
+                    fail(
+                        1,
+                        format!("cannot read the password from standard input: {e}"),
+                    )
+                })?;
             let password = password.trim_end_matches(['\n', '\r']).to_string();
-            let row = crate::protocol::users::new_user(username, email, name.as_deref(), *email_verified, &password, crate::now())
-                .map_err(|e| fail(2, format!("invalid user: {e}")))?;
+            let row = crate::protocol::users::new_user(
+                username,
+                email,
+                name.as_deref(),
+                *email_verified,
+                &password,
+                crate::now(),
+            )
+            .map_err(|e| fail(2, format!("invalid user: {e}")))?;
             let store = open_store(&c)?;
-            store.run_sync(|conn| crate::store::users::insert(conn, &row)).map_err(|e| match e {
-                crate::store::StoreError::Conflict => fail(1, format!("a user named `{username}` exists already")),
-                other => fail(1, other.to_string()),
-            })?;
-            println!("{}", serde_json::json!({"id": row.id, "username": row.username, "email": row.email}));
+            store
+                .run_sync(|conn| crate::store::users::insert(conn, &row))
+                .map_err(|e| match e {
+                    crate::store::StoreError::Conflict => {
+                        fail(1, format!("a user named `{username}` exists already"))
+                    }
+                    other => fail(1, other.to_string()),
+                })?;
+            println!(
+                "{}",
+                serde_json::json!({"id": row.id, "username": row.username, "email": row.email})
+            );
             Ok(())
         }
         Command::Client(ClientCommand::Add(a)) => {
@@ -192,10 +241,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let jwks = match &a.jwks {
                 Some(j) => {
                     let text = match j.strip_prefix('@') {
-                        Some(path) => std::fs::read_to_string(path).map_err(|e| fail(2, format!("invalid argument `--jwks`: cannot read `{path}`: {e}")))?,
+                        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                            fail(
+                                2,
+                                format!("invalid argument `--jwks`: cannot read `{path}`: {e}"),
+                            )
+                        })?,
                         None => j.clone(),
                     };
-                    Some(serde_json::from_str(&text).map_err(|e| fail(2, format!("invalid argument `--jwks`: not JSON: {e}")))?)
+                    Some(serde_json::from_str(&text).map_err(|e| {
+                        fail(2, format!("invalid argument `--jwks`: not JSON: {e}"))
+                    })?)
                 }
                 None => None,
             };
@@ -212,9 +268,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             };
             let store = open_store(&c)?;
             let out = store
-                .run_sync(|conn| Ok(registration::register_on(conn, c.profile, &c.issuer, metadata, RegisteredBy::Cli, crate::now())))
+                .run_sync(|conn| {
+                    Ok(registration::register_on(
+                        conn,
+                        c.profile,
+                        &c.issuer,
+                        metadata,
+                        RegisteredBy::Cli,
+                        crate::now(),
+                    ))
+                })
                 .map_err(|e| fail(1, e.to_string()))?
-                .map_err(|e| fail(2, format!("invalid client: {}: {}", e.error.as_str(), e.error_description)))?;
+                .map_err(|e| {
+                    fail(
+                        2,
+                        format!(
+                            "invalid client: {}: {}",
+                            e.error.as_str(),
+                            e.error_description
+                        ),
+                    )
+                })?;
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(())
         }
@@ -223,7 +297,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&c)?;
             let now = crate::now();
             let exp = expires_in.map(|s| now + s as i64);
-            let t = store.run_sync(|conn| registration::create_initial_access_token(conn, exp, now)).map_err(|e| fail(1, e.to_string()))?;
+            let t = store
+                .run_sync(|conn| registration::create_initial_access_token(conn, exp, now))
+                .map_err(|e| fail(1, e.to_string()))?;
             println!("{}", t.expose_secret());
             Ok(())
         }
@@ -232,8 +308,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&c)?;
             let ring = keyring(&c, &store)?;
             let alg = alg.clone().unwrap_or_else(|| c.signing_alg.clone());
-            let kid = ring.rotate_sync(&store, &c, &alg, crate::now()).map_err(|e| fail(2, format!("invalid argument `--alg`: {e}")))?;
-            println!("new signing key {kid} ({alg}); older keys stay published until their tokens expire");
+            let kid = ring
+                .rotate_sync(&store, &c, &alg, crate::now())
+                .map_err(|e| fail(2, format!("invalid argument `--alg`: {e}")))?;
+            println!(
+                "new signing key {kid} ({alg}); older keys stay published until their tokens expire"
+            );
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {
@@ -241,7 +321,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&c)?;
             let ring = keyring(&c, &store)?;
             for (kid, alg, current, until) in ring.describe() {
-                let state = if current { "current".to_string() } else { format!("retired, published until {}", until.unwrap_or(0)) };
+                let state = if current {
+                    "current".to_string()
+                } else {
+                    format!("retired, published until {}", until.unwrap_or(0))
+                };
                 println!("{kid}\t{alg}\t{state}");
             }
             Ok(())
@@ -254,15 +338,24 @@ fn serve(cli: &Cli) -> Result<(), Failure> {
     init_tracing(&config);
     let store = open_store(&config)?;
     let keys = keyring(&config, &store)?;
-    let listener = TcpListener::bind(config.bind).map_err(|e| fail(1, format!("cannot listen on {}: {e}", config.bind)))?;
+    if let Some(alg) = keys.signing_alg().filter(|a| *a != config.signing_alg) {
+        tracing::warn!(current = %alg, configured = %config.signing_alg, "the current signing key's algorithm differs from CUSTODIA_SIGNING_ALG; run `custodia keys rotate` to switch");
+    }
+    let listener = TcpListener::bind(config.bind)
+        .map_err(|e| fail(1, format!("cannot listen on {}: {e}", config.bind)))?;
     let addr = listener.local_addr().map_err(|e| fail(1, e.to_string()))?;
     let issuer = config.issuer.clone();
     let db = config.database.redacted();
     let core = Core::new(config, store, keys);
     println!("Custodia listening on http://{addr} (issuer {issuer}, database {db})");
     println!("Discovery: {issuer}/.well-known/openid-configuration");
-    println!("Add the first user:  echo 'a long password' | custodia user add --username alice --email alice@example.org --password-stdin");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(1, e.to_string()))?;
+    println!(
+        "Add the first user:  echo 'a long password' | custodia user add --username alice --email alice@example.org --password-stdin"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(1, e.to_string()))?;
     rt.block_on(async move {
         let server = crate::http::start(core, listener).map_err(|e| fail(1, e.to_string()))?;
         server.await.map_err(|e| fail(1, e.to_string()))

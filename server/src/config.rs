@@ -18,7 +18,10 @@ pub struct ConfigError {
 }
 
 fn bad(setting: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.to_string(), reason: reason.into() }
+    ConfigError {
+        setting: setting.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Where the data lives, chosen by the URL scheme.
@@ -35,7 +38,10 @@ impl DatabaseUrl {
         const S: &str = "CUSTODIA_DATABASE_URL";
         if let Some(path) = value.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(bad(S, "`sqlite://` needs a file path, for example `sqlite://custodia.db`"));
+                return Err(bad(
+                    S,
+                    "`sqlite://` needs a file path, for example `sqlite://custodia.db`",
+                ));
             }
             Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
         } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
@@ -146,12 +152,20 @@ pub struct RawConfig {
 pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
     ("CUSTODIA_BIND", "bind", "127.0.0.1:8080"),
     ("CUSTODIA_ISSUER", "issuer", "http://127.0.0.1:8080"),
-    ("CUSTODIA_DATABASE_URL", "database_url", "sqlite://custodia.db"),
+    (
+        "CUSTODIA_DATABASE_URL",
+        "database_url",
+        "sqlite://custodia.db",
+    ),
     ("CUSTODIA_DB_POOL_SIZE", "db_pool_size", "8"),
     ("CUSTODIA_PROFILE", "profile", "default"),
     ("CUSTODIA_REGISTRATION_MODE", "registration_mode", "token"),
     ("CUSTODIA_KEK", "kek", "(unset: the key file is used)"),
-    ("CUSTODIA_KEK_FILE", "kek_file", "the database file + `.kek` (SQLite), `custodia.kek` (PostgreSQL)"),
+    (
+        "CUSTODIA_KEK_FILE",
+        "kek_file",
+        "the database file + `.kek` (SQLite), `custodia.kek` (PostgreSQL)",
+    ),
     ("CUSTODIA_SIGNING_ALG", "signing_alg", "RS256"),
     ("CUSTODIA_CODE_TTL", "code_ttl", "60"),
     ("CUSTODIA_ACCESS_TOKEN_TTL", "access_token_ttl", "600"),
@@ -159,16 +173,27 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
     ("CUSTODIA_REFRESH_TOKEN_TTL", "refresh_token_ttl", "1209600"),
     ("CUSTODIA_SESSION_TTL", "session_ttl", "28800"),
     ("CUSTODIA_MAX_BODY_BYTES", "max_body_bytes", "65536"),
-    ("CUSTODIA_RATE_TOKEN_PER_SECOND", "rate_token_per_second", "5000"),
+    (
+        "CUSTODIA_RATE_TOKEN_PER_SECOND",
+        "rate_token_per_second",
+        "5000",
+    ),
     ("CUSTODIA_RATE_TOKEN_BURST", "rate_token_burst", "5000"),
-    ("CUSTODIA_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", "30"),
+    (
+        "CUSTODIA_RATE_LOGIN_PER_MINUTE",
+        "rate_login_per_minute",
+        "30",
+    ),
     ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
     ("CUSTODIA_LOG", "log", "info"),
     ("CUSTODIA_WORKERS", "workers", "the number of cores"),
 ];
 
 fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| bad(name, format!("`{value}` is not a valid number")))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad(name, format!("`{value}` is not a valid number")))
 }
 
 impl RawConfig {
@@ -217,19 +242,29 @@ impl RawConfig {
     /// Validate into a [`Config`].
     pub fn validate(self) -> Result<Config, ConfigError> {
         let bind_s = self.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind: SocketAddr = bind_s
-            .parse()
-            .map_err(|_| bad("CUSTODIA_BIND", format!("`{bind_s}` is not an address:port such as `127.0.0.1:8080`")))?;
+        let bind: SocketAddr = bind_s.parse().map_err(|_| {
+            bad(
+                "CUSTODIA_BIND",
+                format!("`{bind_s}` is not an address:port such as `127.0.0.1:8080`"),
+            )
+        })?;
 
         let issuer = validate_issuer(self.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
 
-        let database = DatabaseUrl::parse(self.database_url.as_deref().unwrap_or("sqlite://custodia.db"))?;
+        let database = DatabaseUrl::parse(
+            self.database_url
+                .as_deref()
+                .unwrap_or("sqlite://custodia.db"),
+        )?;
 
         let profile_name = self.profile.unwrap_or_else(|| "default".into());
         let profile = Profile::by_name(&profile_name).ok_or_else(|| {
             bad(
                 "CUSTODIA_PROFILE",
-                format!("unknown profile `{profile_name}` (known: {})", custodia_profiles::names().join(", ")),
+                format!(
+                    "unknown profile `{profile_name}` (known: {})",
+                    custodia_profiles::names().join(", ")
+                ),
             )
         })?;
 
@@ -246,7 +281,9 @@ impl RawConfig {
         };
 
         let signing_alg = self.signing_alg.unwrap_or_else(|| "RS256".into());
-        profile.check_signing_alg(&signing_alg).map_err(|v| bad("CUSTODIA_SIGNING_ALG", v.description))?;
+        profile
+            .check_signing_alg(&signing_alg)
+            .map_err(|v| bad("CUSTODIA_SIGNING_ALG", v.description))?;
 
         let code_ttl = self.code_ttl.unwrap_or(60);
         let access_token_ttl = self.access_token_ttl.unwrap_or(600);
@@ -277,7 +314,10 @@ impl RawConfig {
         }
         let max_body_bytes = self.max_body_bytes.unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(bad("CUSTODIA_MAX_BODY_BYTES", "must be between 1024 and 16777216"));
+            return Err(bad(
+                "CUSTODIA_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
         }
         let rate_limits = RateLimits {
             token_per_second: self.rate_token_per_second.unwrap_or(5000),
@@ -297,7 +337,12 @@ impl RawConfig {
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(bad("CUSTODIA_LOG_FORMAT", format!("`{other}` is not `text` or `json`"))),
+            other => {
+                return Err(bad(
+                    "CUSTODIA_LOG_FORMAT",
+                    format!("`{other}` is not `text` or `json`"),
+                ));
+            }
         };
         let log_filter = self.log.unwrap_or_else(|| "info".into());
         if let Some(w) = self.workers {
@@ -349,7 +394,8 @@ impl RawConfig {
 /// RFC 8414 §2: https, no query or fragment; http only for a loopback host (development).
 fn validate_issuer(value: &str) -> Result<String, ConfigError> {
     const S: &str = "CUSTODIA_ISSUER";
-    let url = url::Url::parse(value).map_err(|_| bad(S, format!("`{value}` is not an absolute URL")))?;
+    let url =
+        url::Url::parse(value).map_err(|_| bad(S, format!("`{value}` is not an absolute URL")))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad(S, "must not have a query or fragment"));
     }
@@ -367,7 +413,10 @@ fn validate_issuer(value: &str) -> Result<String, ConfigError> {
 
 impl Config {
     /// Load: file (if any), then environment overrides, then validation.
-    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut raw = match file {
             Some(p) => RawConfig::from_file(p)?,
             None => RawConfig::default(),
@@ -393,7 +442,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(None, |k| map.get(k).cloned())
     }
 
@@ -432,7 +484,10 @@ mod tests {
 
     #[test]
     fn https_and_loopback_issuers() -> Result<(), ConfigError> {
-        assert_eq!(load(&[("CUSTODIA_ISSUER", "https://as.example/")])?.issuer, "https://as.example");
+        assert_eq!(
+            load(&[("CUSTODIA_ISSUER", "https://as.example/")])?.issuer,
+            "https://as.example"
+        );
         assert!(load(&[("CUSTODIA_ISSUER", "http://localhost:9000")]).is_ok());
         assert!(load(&[("CUSTODIA_ISSUER", "http://[::1]:9000")]).is_ok());
         Ok(())

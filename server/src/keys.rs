@@ -46,10 +46,11 @@ impl From<josekit::JoseError> for KeyError {
 
 /// Decode a base64 key-encryption key of exactly 32 bytes.
 pub fn decode_kek(value: &str) -> Result<[u8; 32], String> {
-    let bytes = STANDARD
-        .decode(value.trim())
-        .map_err(|_| "must be base64 of 32 random bytes (for example `openssl rand -base64 32`)".to_string())?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+    let bytes = STANDARD.decode(value.trim()).map_err(|_| {
+        "must be base64 of 32 random bytes (for example `openssl rand -base64 32`)".to_string()
+    })?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
 }
 
 /// The key-encryption key: from configuration, or from its file (created with mode 0600 the first
@@ -63,7 +64,9 @@ pub fn load_or_create_kek(config: &Config) -> Result<[u8; 32], KeyError> {
 
 fn load_or_create_kek_file(path: &Path) -> Result<[u8; 32], KeyError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => decode_kek(&text).map_err(|e| KeyError::Kek(format!("`{}` {e}", path.display()))),
+        Ok(text) => {
+            decode_kek(&text).map_err(|e| KeyError::Kek(format!("`{}` {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = random_bytes(32);
             let mut opts = std::fs::OpenOptions::new();
@@ -83,15 +86,25 @@ fn load_or_create_kek_file(path: &Path) -> Result<[u8; 32], KeyError> {
             out.copy_from_slice(&key);
             Ok(out)
         }
-        Err(e) => Err(KeyError::Kek(format!("cannot read `{}`: {e}", path.display()))),
+        Err(e) => Err(KeyError::Kek(format!(
+            "cannot read `{}`: {e}",
+            path.display()
+        ))),
     }
 }
 
 fn encrypt(kek: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> {
     let iv = random_bytes(12);
     let mut tag = [0u8; 16];
-    let ct = openssl::symm::encrypt_aead(openssl::symm::Cipher::aes_256_gcm(), kek, Some(&iv), kid.as_bytes(), plain, &mut tag)
-        .map_err(|e| KeyError::Jose(e.to_string()))?;
+    let ct = openssl::symm::encrypt_aead(
+        openssl::symm::Cipher::aes_256_gcm(),
+        kek,
+        Some(&iv),
+        kid.as_bytes(),
+        plain,
+        &mut tag,
+    )
+    .map_err(|e| KeyError::Jose(e.to_string()))?;
     let mut out = iv;
     out.extend_from_slice(&ct);
     out.extend_from_slice(&tag);
@@ -99,14 +112,23 @@ fn encrypt(kek: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> 
 }
 
 fn decrypt(kek: &[u8; 32], kid: &str, enc: &str) -> Result<Vec<u8>, KeyError> {
-    let raw = STANDARD.decode(enc).map_err(|_| KeyError::Decrypt(kid.into()))?;
+    let raw = STANDARD
+        .decode(enc)
+        .map_err(|_| KeyError::Decrypt(kid.into()))?;
     if raw.len() < 12 + 16 {
         return Err(KeyError::Decrypt(kid.into()));
     }
     let (iv, rest) = raw.split_at(12);
     let (ct, tag) = rest.split_at(rest.len() - 16);
-    openssl::symm::decrypt_aead(openssl::symm::Cipher::aes_256_gcm(), kek, Some(iv), kid.as_bytes(), ct, tag)
-        .map_err(|_| KeyError::Decrypt(kid.into()))
+    openssl::symm::decrypt_aead(
+        openssl::symm::Cipher::aes_256_gcm(),
+        kek,
+        Some(iv),
+        kid.as_bytes(),
+        ct,
+        tag,
+    )
+    .map_err(|_| KeyError::Decrypt(kid.into()))
 }
 
 /// Generate a key pair for `alg`: PKCS#8 DER private key and the public JWK.
@@ -202,14 +224,27 @@ pub enum TokenInvalid {
 }
 
 impl KeyRing {
-    /// Load the keys; on the first start (or when the configured algorithm changed) generate and
-    /// store a current key for `config.signing_alg`.
-    pub fn load_or_init(store: &Store, config: &Config, kek: [u8; 32], now: i64) -> Result<KeyRing, KeyError> {
-        let ring = KeyRing { inner: Arc::new(RwLock::new(Arc::new(KeySet { keys: vec![], jwks: Value::Null }))), kek: Arc::new(kek), issuer: config.issuer.clone() };
+    /// Load the keys; on the first start generate and store a current key for
+    /// `config.signing_alg`. Changing the algorithm later is a rotation (`custodia keys rotate
+    /// --alg`), never a side effect of starting.
+    pub fn load_or_init(
+        store: &Store,
+        config: &Config,
+        kek: [u8; 32],
+        now: i64,
+    ) -> Result<KeyRing, KeyError> {
+        let ring = KeyRing {
+            inner: Arc::new(RwLock::new(Arc::new(KeySet {
+                keys: vec![],
+                jwks: Value::Null,
+            }))),
+            kek: Arc::new(kek),
+            issuer: config.issuer.clone(),
+        };
         ring.reload_sync(store, now)?;
         let needs_key = {
             let set = ring.snapshot();
-            !set.keys.iter().any(|k| k.current && k.alg == config.signing_alg)
+            !set.keys.iter().any(|k| k.current)
         };
         if needs_key {
             ring.rotate_sync(store, config, &config.signing_alg, now)?;
@@ -242,7 +277,8 @@ impl KeyRing {
             if !current && row.publish_until.is_some_and(|t| t <= now) {
                 continue;
             }
-            let map: Map<String, Value> = serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Jose(e.to_string()))?;
+            let map: Map<String, Value> =
+                serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Jose(e.to_string()))?;
             let public_jwk = Jwk::from_map(map)?;
             let signer = if current {
                 let der = decrypt(&self.kek, &row.kid, &row.private_key_enc)?;
@@ -251,7 +287,15 @@ impl KeyRing {
                 None
             };
             let verifier = verifier_for(&row.alg, &public_jwk)?;
-            keys.push(LoadedKey { kid: row.kid, alg: row.alg, public_jwk, signer, verifier, current, publish_until: row.publish_until });
+            keys.push(LoadedKey {
+                kid: row.kid,
+                alg: row.alg,
+                public_jwk,
+                signer,
+                verifier,
+                current,
+                publish_until: row.publish_until,
+            });
         }
         let jwks = serde_json::json!({
             "keys": keys.iter().map(|k| {
@@ -267,8 +311,17 @@ impl KeyRing {
 
     /// Generate a new current key for `alg`; older keys stay published until every token they
     /// signed has expired.
-    pub fn rotate_sync(&self, store: &Store, config: &Config, alg: &str, now: i64) -> Result<String, KeyError> {
-        config.profile.check_signing_alg(alg).map_err(|v| KeyError::UnsupportedAlg(v.description))?;
+    pub fn rotate_sync(
+        &self,
+        store: &Store,
+        config: &Config,
+        alg: &str,
+        now: i64,
+    ) -> Result<String, KeyError> {
+        config
+            .profile
+            .check_signing_alg(alg)
+            .map_err(|v| KeyError::UnsupportedAlg(v.description))?;
         let (der, jwk) = generate(alg)?;
         let kid = new_id();
         let enc = encrypt(&self.kek, &kid, &der)?;
@@ -296,18 +349,31 @@ impl KeyRing {
 
     /// Keys as (kid, alg, current, publish_until), for the CLI.
     pub fn describe(&self) -> Vec<(String, String, bool, Option<i64>)> {
-        self.snapshot().keys.iter().map(|k| (k.kid.clone(), k.alg.clone(), k.current, k.publish_until)).collect()
+        self.snapshot()
+            .keys
+            .iter()
+            .map(|k| (k.kid.clone(), k.alg.clone(), k.current, k.publish_until))
+            .collect()
     }
 
     /// The algorithm of the current signing key.
     pub fn signing_alg(&self) -> Option<String> {
-        self.snapshot().keys.iter().find(|k| k.current).map(|k| k.alg.clone())
+        self.snapshot()
+            .keys
+            .iter()
+            .find(|k| k.current)
+            .map(|k| k.alg.clone())
     }
 
     /// Sign claims as a JWT with the current key and the given `typ`.
     pub fn sign(&self, typ: &str, claims: Map<String, Value>) -> Result<String, KeyError> {
         let set = self.snapshot();
-        let key = set.keys.iter().rev().find(|k| k.current && k.signer.is_some()).ok_or(KeyError::NoCurrentKey)?;
+        let key = set
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.current && k.signer.is_some())
+            .ok_or(KeyError::NoCurrentKey)?;
         let signer = key.signer.as_ref().ok_or(KeyError::NoCurrentKey)?;
         let mut header = JwsHeader::new();
         header.set_token_type(typ);
@@ -318,16 +384,30 @@ impl KeyRing {
 
     /// Verify a JWT signed by one of our published keys; returns its claims and header `typ`.
     /// Expiry and audience are the caller's business.
-    pub fn verify(&self, token: &str) -> Result<(Map<String, Value>, Option<String>), TokenInvalid> {
+    pub fn verify(
+        &self,
+        token: &str,
+    ) -> Result<(Map<String, Value>, Option<String>), TokenInvalid> {
         if token.len() > 16 * 1024 || token.split('.').count() != 3 {
             return Err(TokenInvalid::Malformed);
         }
         let set = self.snapshot();
         let header = jwt::decode_header(token).map_err(|_| TokenInvalid::Malformed)?;
-        let kid = header.claim("kid").and_then(Value::as_str).ok_or(TokenInvalid::UnknownKey)?;
-        let alg = header.claim("alg").and_then(Value::as_str).ok_or(TokenInvalid::Malformed)?;
-        let key = set.keys.iter().find(|k| k.kid == kid && k.alg == alg).ok_or(TokenInvalid::UnknownKey)?;
-        let (payload, header) = jwt::decode_with_verifier(token, key.verifier.as_ref()).map_err(|_| TokenInvalid::BadSignature)?;
+        let kid = header
+            .claim("kid")
+            .and_then(Value::as_str)
+            .ok_or(TokenInvalid::UnknownKey)?;
+        let alg = header
+            .claim("alg")
+            .and_then(Value::as_str)
+            .ok_or(TokenInvalid::Malformed)?;
+        let key = set
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.alg == alg)
+            .ok_or(TokenInvalid::UnknownKey)?;
+        let (payload, header) = jwt::decode_with_verifier(token, key.verifier.as_ref())
+            .map_err(|_| TokenInvalid::BadSignature)?;
         let typ = header.token_type().map(str::to_string);
         Ok((payload.claims_set().clone(), typ))
     }
@@ -346,7 +426,10 @@ mod tests {
         let kek = [7u8; 32];
         let enc = encrypt(&kek, "kid1", b"secret key bytes")?;
         assert_eq!(decrypt(&kek, "kid1", &enc)?, b"secret key bytes");
-        assert!(decrypt(&kek, "kid2", &enc).is_err(), "the kid is bound as associated data");
+        assert!(
+            decrypt(&kek, "kid2", &enc).is_err(),
+            "the kid is bound as associated data"
+        );
         assert!(decrypt(&[8u8; 32], "kid1", &enc).is_err());
         Ok(())
     }

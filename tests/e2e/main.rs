@@ -1,1 +1,13 @@
+//! End-to-end tests: one binary, one module per area. Tests name the spec rules they cover
+//! (`../shared/specs/`) and the seed vulnerabilities they show refused.
 
+mod bad_input;
+mod cli;
+mod client_credentials;
+mod concurrency;
+mod keys;
+mod oidc_flow;
+mod prompt;
+mod registration;
+mod schema;
+mod security;

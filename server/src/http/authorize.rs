@@ -27,11 +27,24 @@ const SESSION_COOKIE: &str = "custodia_session";
 const CSRF_COOKIE: &str = "custodia_csrf";
 
 fn see_other(url: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((LOCATION, url)).finish()
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, url))
+        .finish()
 }
 
-fn cookie<'a>(state: &AppState, name: &'a str, value: String, same_site: SameSite, max_age: Option<i64>) -> Cookie<'a> {
-    let mut c = Cookie::build(name, value).path("/").http_only(true).same_site(same_site).secure(state.core.config.is_https()).finish();
+fn cookie<'a>(
+    state: &AppState,
+    name: &'a str,
+    value: String,
+    same_site: SameSite,
+    max_age: Option<i64>,
+) -> Cookie<'a> {
+    let mut c = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .secure(state.core.config.is_https())
+        .finish();
     if let Some(s) = max_age {
         c.set_max_age(actix_web::cookie::time::Duration::seconds(s));
     }
@@ -41,8 +54,15 @@ fn cookie<'a>(state: &AppState, name: &'a str, value: String, same_site: SameSit
 /// The CSRF token of this browser (a new one when it has none).
 fn csrf_token(req: &HttpRequest) -> (String, bool) {
     match req.cookie(CSRF_COOKIE) {
-        Some(c) if c.value().len() >= 32 && c.value().len() <= 128 => (c.value().to_string(), false),
-        _ => (Secret::generate(SecretKind::Csrf).expose_secret().to_string(), true),
+        Some(c) if c.value().len() >= 32 && c.value().len() <= 128 => {
+            (c.value().to_string(), false)
+        }
+        _ => (
+            Secret::generate(SecretKind::Csrf)
+                .expose_secret()
+                .to_string(),
+            true,
+        ),
     }
 }
 
@@ -53,17 +73,33 @@ fn csrf_ok(req: &HttpRequest, form: &Params) -> bool {
     }
 }
 
-async fn current_session(state: &AppState, req: &HttpRequest, now: i64) -> Result<Option<(SessionRow, UserRow)>, OAuthError> {
+async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+    now: i64,
+) -> Result<Option<(SessionRow, UserRow)>, OAuthError> {
     match req.cookie(SESSION_COOKIE) {
         Some(c) => Ok(login::session(&state.core, c.value(), now).await?),
         None => Ok(None),
     }
 }
 
-fn login_page(state: &AppState, req: &HttpRequest, ar: &AuthRequest, username: &str, message: Option<&str>) -> HttpResponse {
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    ar: &AuthRequest,
+    username: &str,
+    message: Option<&str>,
+) -> HttpResponse {
     let (csrf, new) = csrf_token(req);
     let request = ar.raw.encode();
-    let page = LoginPage { client_name: ar.client.name(), csrf: &csrf, request: &request, username, error: message };
+    let page = LoginPage {
+        client_name: ar.client.name(),
+        csrf: &csrf,
+        request: &request,
+        username,
+        error: message,
+    };
     let mut resp = html(StatusCode::OK, page.render());
     if new {
         let _ = resp.add_cookie(&cookie(state, CSRF_COOKIE, csrf, SameSite::Strict, None));
@@ -71,14 +107,26 @@ fn login_page(state: &AppState, req: &HttpRequest, ar: &AuthRequest, username: &
     resp
 }
 
-fn consent_page(state: &AppState, req: &HttpRequest, ar: &AuthRequest, user: &UserRow) -> HttpResponse {
+fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    ar: &AuthRequest,
+    user: &UserRow,
+) -> HttpResponse {
     let (csrf, new) = csrf_token(req);
     let request = ar.raw.encode();
-    let host = url::Url::parse(&ar.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| ar.redirect_uri.clone());
+    let host = url::Url::parse(&ar.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| ar.redirect_uri.clone());
     let page = ConsentPage {
         client_name: ar.client.name(),
         username: &user.username,
-        scopes: ar.scopes.iter().map(|s| authorize::describe_scope(s)).collect(),
+        scopes: ar
+            .scopes
+            .iter()
+            .map(|s| authorize::describe_scope(s))
+            .collect(),
         redirect_host: &host,
         csrf: &csrf,
         request: &request,
@@ -120,21 +168,37 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
 }
 
 /// Read a browser form and the authorization request it carries, after the CSRF check.
-async fn form_and_request(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<(Params, AuthRequest), HttpResponse> {
+async fn form_and_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Params, AuthRequest), HttpResponse> {
     let body = read_body(req, payload, state.core.config.max_body_bytes).await?;
     let form = Params::parse(&body).map_err(|e| error::page(&e))?;
     if !csrf_ok(req, &form) {
-        return Err(error::page(&OAuthError::invalid_request("the form expired or did not come from this server; start again from the application")));
+        return Err(error::page(&OAuthError::invalid_request(
+            "the form expired or did not come from this server; start again from the application",
+        )));
     }
-    let raw = Params::parse(form.get("request").unwrap_or("").as_bytes()).map_err(|e| error::page(&e))?;
-    let ar = authorize::validate(&state.core, raw).await.map_err(|e| error::page(&e))?;
+    let raw =
+        Params::parse(form.get("request").unwrap_or("").as_bytes()).map_err(|e| error::page(&e))?;
+    let ar = authorize::validate(&state.core, raw)
+        .await
+        .map_err(|e| error::page(&e))?;
     Ok((form, ar))
 }
 
 /// `POST /authorize/login`.
-pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn login(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let now = crate::now();
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     if let Err(wait) = state.limits.login(format!("ip:{ip}")) {
         return error::page(&OAuthError::slow_down(wait));
     }
@@ -145,14 +209,29 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("").to_string();
     if username.is_empty() || password.is_empty() || username.len() > 64 || password.len() > 1024 {
-        return login_page(&state, &req, &ar, "", Some("enter your username and password"));
+        return login_page(
+            &state,
+            &req,
+            &ar,
+            "",
+            Some("enter your username and password"),
+        );
     }
     let user = match login::authenticate(&state.core, &username, &password, now).await {
         Ok(u) => u,
-        Err(LoginError::BadCredentials) => return login_page(&state, &req, &ar, &username, Some("the username or password is not right")),
+        Err(LoginError::BadCredentials) => {
+            return login_page(
+                &state,
+                &req,
+                &ar,
+                &username,
+                Some("the username or password is not right"),
+            );
+        }
         Err(LoginError::Throttled(wait)) => {
             let mut e = OAuthError::slow_down(wait);
-            e.error_description = format!("too many failed sign-ins for this account; try again in {wait} s");
+            e.error_description =
+                format!("too many failed sign-ins for this account; try again in {wait} s");
             return error::page(&e);
         }
         Err(LoginError::Internal(e)) => return error::page(&OAuthError::internal(e)),
@@ -170,13 +249,23 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
         Ok(n) => render_next(&state, &req, &ar, n),
         Err(e) => error::page(&e),
     };
-    let c = cookie(&state, SESSION_COOKIE, cookie_value.expose_secret().to_string(), SameSite::Lax, Some(state.core.config.session_ttl as i64));
+    let c = cookie(
+        &state,
+        SESSION_COOKIE,
+        cookie_value.expose_secret().to_string(),
+        SameSite::Lax,
+        Some(state.core.config.session_ttl as i64),
+    );
     let _ = resp.add_cookie(&c);
     resp
 }
 
 /// `POST /authorize/consent`.
-pub async fn consent(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn consent(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let now = crate::now();
     let (form, ar) = match form_and_request(&req, payload, &state).await {
         Ok(x) => x,
@@ -184,13 +273,25 @@ pub async fn consent(req: HttpRequest, payload: web::Payload, state: web::Data<A
     };
     let session = match current_session(&state, &req, now).await {
         Ok(Some(s)) => s,
-        Ok(None) => return login_page(&state, &req, &ar, "", Some("your session ended; sign in again")),
+        Ok(None) => {
+            return login_page(
+                &state,
+                &req,
+                &ar,
+                "",
+                Some("your session ended; sign in again"),
+            );
+        }
         Err(e) => return error::page(&e),
     };
     let allow = match form.get("decision") {
         Some("allow") => true,
         Some("deny") => false,
-        _ => return error::page(&OAuthError::invalid_request("`decision` must be `allow` or `deny`")),
+        _ => {
+            return error::page(&OAuthError::invalid_request(
+                "`decision` must be `allow` or `deny`",
+            ));
+        }
     };
     match authorize::consent(&state.core, &ar, &session, allow, now).await {
         Ok(url) => see_other(&url),

@@ -14,16 +14,34 @@ use crate::protocol::params::Params;
 use crate::protocol::{client_auth, discovery, grant, introspect, registration, revoke, userinfo};
 
 /// The body, or the error response to send (413 when over the configured limit).
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, HttpResponse> {
-    let too_large = || error::with_status(&OAuthError::invalid_request(format!("the request body is larger than {limit} bytes")), StatusCode::PAYLOAD_TOO_LARGE);
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, HttpResponse> {
+    let too_large = || {
+        error::with_status(
+            &OAuthError::invalid_request(format!("the request body is larger than {limit} bytes")),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         if len > limit {
             return Err(too_large());
         }
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| error::oauth(&OAuthError::invalid_request("the request body could not be read")))?;
+        let chunk = chunk.map_err(|_| {
+            error::oauth(&OAuthError::invalid_request(
+                "the request body could not be read",
+            ))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -41,28 +59,44 @@ fn content_type_is(req: &HttpRequest, want: &str) -> bool {
 }
 
 /// A form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`), parsed.
-async fn read_form(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Params, HttpResponse> {
+async fn read_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Params, HttpResponse> {
     if !content_type_is(req, "application/x-www-form-urlencoded") {
-        return Err(error::oauth(&OAuthError::invalid_request("the body must be `application/x-www-form-urlencoded`")));
+        return Err(error::oauth(&OAuthError::invalid_request(
+            "the body must be `application/x-www-form-urlencoded`",
+        )));
     }
     let body = read_body(req, payload, state.core.config.max_body_bytes).await?;
     Params::parse(&body).map_err(|e| error::oauth(&e))
 }
 
 fn authorization(req: &HttpRequest) -> Option<&str> {
-    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn peer(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Rate limits of the token-like endpoints: per source address, then per claimed client.
 fn limit(state: &AppState, req: &HttpRequest, params: Option<&Params>) -> Result<(), HttpResponse> {
-    state.limits.token(format!("ip:{}", peer(req))).map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
+    state
+        .limits
+        .token(format!("ip:{}", peer(req)))
+        .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
     if let Some(p) = params {
         if let Some(id) = client_auth::claimed_client_id(authorization(req), p) {
-            state.limits.token(format!("client:{id}")).map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
+            state
+                .limits
+                .token(format!("client:{id}"))
+                .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
         }
     }
     Ok(())
@@ -76,7 +110,9 @@ fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpRespon
 }
 
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header((CACHE_CONTROL, "public, max-age=60")).json(discovery::metadata(&state.core))
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "public, max-age=60"))
+        .json(discovery::metadata(&state.core))
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
@@ -87,7 +123,11 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// RFC 6749 §3.2 / §5.
-pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(r) = limit(&state, &req, None) {
         return r;
     }
@@ -106,13 +146,20 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<App
 
 fn limit_client(state: &AppState, req: &HttpRequest, params: &Params) -> Result<(), HttpResponse> {
     if let Some(id) = client_auth::claimed_client_id(authorization(req), params) {
-        state.limits.token(format!("client:{id}")).map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
+        state
+            .limits
+            .token(format!("client:{id}"))
+            .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
     }
     Ok(())
 }
 
 /// RFC 7662.
-pub async fn introspect(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn introspect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(r) = limit(&state, &req, None) {
         return r;
     }
@@ -127,7 +174,11 @@ pub async fn introspect(req: HttpRequest, payload: web::Payload, state: web::Dat
 }
 
 /// RFC 7009.
-pub async fn revoke(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn revoke(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(r) = limit(&state, &req, None) {
         return r;
     }
@@ -136,7 +187,9 @@ pub async fn revoke(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         Err(r) => return r,
     };
     match revoke::revoke(&state.core, &params, authorization(&req), crate::now()).await {
-        Ok(()) => HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).finish(),
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .finish(),
         Err(e) => error::oauth(&e),
     }
 }
@@ -145,22 +198,38 @@ pub async fn revoke(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let h = authorization(req)?;
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// OpenID Connect Core §5.3. Tokens only in the `Authorization` header.
-pub async fn userinfo(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let in_query = Params::parse(req.query_string().as_bytes()).map(|p| p.contains("access_token")).unwrap_or(true);
+pub async fn userinfo(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let in_query = Params::parse(req.query_string().as_bytes())
+        .map(|p| p.contains("access_token"))
+        .unwrap_or(true);
     if in_query {
-        return error::oauth(&OAuthError::invalid_request("access tokens in the URL are refused; use the `Authorization: Bearer` header"));
+        return error::oauth(&OAuthError::invalid_request(
+            "access tokens in the URL are refused; use the `Authorization: Bearer` header",
+        ));
     }
     if req.method() == actix_web::http::Method::POST {
         let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
             Ok(b) => b,
             Err(r) => return r,
         };
-        if Params::parse(&body).map(|p| p.contains("access_token")).unwrap_or(false) {
-            return error::oauth(&OAuthError::invalid_request("access tokens in the body are refused; use the `Authorization: Bearer` header"));
+        if Params::parse(&body)
+            .map(|p| p.contains("access_token"))
+            .unwrap_or(false)
+        {
+            return error::oauth(&OAuthError::invalid_request(
+                "access tokens in the body are refused; use the `Authorization: Bearer` header",
+            ));
         }
     }
     let Some(token) = bearer(&req) else {
@@ -175,13 +244,19 @@ pub async fn userinfo(req: HttpRequest, payload: web::Payload, state: web::Data<
 }
 
 /// RFC 7591 §3.
-pub async fn register(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let now = crate::now();
     if let Err(e) = registration::check_allowed(&state.core, bearer(&req), now).await {
         return error::oauth(&e);
     }
     if !content_type_is(&req, "application/json") {
-        return error::oauth(&OAuthError::invalid_request("the body must be `application/json`"));
+        return error::oauth(&OAuthError::invalid_request(
+            "the body must be `application/json`",
+        ));
     }
     let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
         Ok(b) => b,
@@ -193,7 +268,11 @@ pub async fn register(req: HttpRequest, payload: web::Payload, state: web::Data<
     }
 }
 
-pub async fn register_read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register_read(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     match registration::authorize_management(&state.core, &path, bearer(&req)).await {
         Ok(row) => match registration::read(&state.core, &row) {
             Ok(v) => no_store_json(StatusCode::OK, &v),
@@ -203,13 +282,20 @@ pub async fn register_read(req: HttpRequest, path: web::Path<String>, state: web
     }
 }
 
-pub async fn register_update(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register_update(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let row = match registration::authorize_management(&state.core, &path, bearer(&req)).await {
         Ok(r) => r,
         Err(e) => return error::oauth(&e),
     };
     if !content_type_is(&req, "application/json") {
-        return error::oauth(&OAuthError::invalid_request("the body must be `application/json`"));
+        return error::oauth(&OAuthError::invalid_request(
+            "the body must be `application/json`",
+        ));
     }
     let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
         Ok(b) => b,
@@ -221,7 +307,11 @@ pub async fn register_update(req: HttpRequest, path: web::Path<String>, payload:
     }
 }
 
-pub async fn register_delete(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register_delete(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let row = match registration::authorize_management(&state.core, &path, bearer(&req)).await {
         Ok(r) => r,
         Err(e) => return error::oauth(&e),
@@ -241,7 +331,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable")
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unavailable")
         }
     }
 }
@@ -255,23 +347,41 @@ pub async fn stylesheet() -> HttpResponse {
 
 pub async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
-        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, PUT, DELETE"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type, DPoP"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "GET, POST, PUT, DELETE",
+        ))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Authorization, Content-Type, DPoP",
+        ))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
         .finish()
 }
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = match req.path() {
-        "/token" | "/introspect" | "/revoke" | "/register" | "/authorize/login" | "/authorize/consent" => Some("POST"),
+        "/token" | "/introspect" | "/revoke" | "/register" | "/authorize/login"
+        | "/authorize/consent" => Some("POST"),
         "/userinfo" => Some("GET, POST"),
-        "/authorize" | "/jwks" | "/healthz" | "/readyz" | "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => Some("GET"),
+        "/authorize"
+        | "/jwks"
+        | "/healthz"
+        | "/readyz"
+        | "/.well-known/openid-configuration"
+        | "/.well-known/oauth-authorization-server" => Some("GET"),
         _ => None,
     };
     match allowed {
         Some(methods) => HttpResponse::MethodNotAllowed()
             .insert_header((header::ALLOW, methods))
-            .json(OAuthError::invalid_request(format!("method {} is not allowed here", req.method()))),
-        None => HttpResponse::NotFound().json(OAuthError::new(ErrorCode::InvalidRequest, "no such endpoint")),
+            .json(OAuthError::invalid_request(format!(
+                "method {} is not allowed here",
+                req.method()
+            ))),
+        None => HttpResponse::NotFound().json(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "no such endpoint",
+        )),
     }
 }

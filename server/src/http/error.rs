@@ -20,7 +20,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 fn quote(s: &str) -> String {
-    s.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 /// A JSON error response.
@@ -31,7 +33,8 @@ pub fn oauth(e: &OAuthError) -> HttpResponse {
 /// A JSON error response with an explicit status (413 for oversized bodies).
 pub fn with_status(e: &OAuthError, status: StatusCode) -> HttpResponse {
     let mut r = HttpResponse::build(status);
-    r.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+    r.insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"));
     match e.error {
         ErrorCode::InvalidClient => {
             r.insert_header((WWW_AUTHENTICATE, "Basic realm=\"custodia\""));
@@ -61,7 +64,8 @@ pub fn page(e: &OAuthError) -> HttpResponse {
         ErrorCode::SlowDown => ("Too many attempts", StatusCode::TOO_MANY_REQUESTS),
         _ => ("This request cannot be completed", StatusCode::BAD_REQUEST),
     };
-    let mut resp = super::pages::error_page(title, &e.error_description, Some(e.error.as_str()), status);
+    let mut resp =
+        super::pages::error_page(title, &e.error_description, Some(e.error.as_str()), status);
     if let Some(s) = e.retry_after {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&s.to_string()) {
             resp.headers_mut().insert(RETRY_AFTER, v);

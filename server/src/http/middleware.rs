@@ -23,7 +23,8 @@ pub const CORS_PATHS: &[&str] = &[
     "/register",
 ];
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn set(res: &mut actix_web::http::header::HeaderMap, name: HeaderName, value: &'static str) {
     res.insert(name, HeaderValue::from_static(value));
@@ -31,12 +32,18 @@ fn set(res: &mut actix_web::http::header::HeaderMap, name: HeaderName, value: &'
 
 /// A request id, one span and one log line per request (method, path, status, duration — never the
 /// query string, headers or body), and the security headers.
-pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let https = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.core.config.is_https());
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let https = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.core.config.is_https());
     let request_id = crate::secrets::random_b64(9);
     let method = req.method().to_string();
     let path: String = req.path().chars().take(200).collect();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let started = Instant::now();
     let cors = CORS_PATHS.contains(&req.path());
 
@@ -47,9 +54,17 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
-    set(h, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
     if https {
-        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");
@@ -57,7 +72,11 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
     }
     if cors {
         set(h, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
-        set(h, header::ACCESS_CONTROL_EXPOSE_HEADERS, "WWW-Authenticate, Retry-After");
+        set(
+            h,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "WWW-Authenticate, Retry-After",
+        );
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(HeaderName::from_static("x-request-id"), v);

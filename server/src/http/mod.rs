@@ -31,27 +31,39 @@ pub struct AppState {
 /// Register every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use endpoints as e;
-    cfg.route("/.well-known/openid-configuration", web::get().to(e::discovery))
-        .route("/.well-known/oauth-authorization-server", web::get().to(e::discovery))
-        .route("/jwks", web::get().to(e::jwks))
-        .route("/authorize", web::get().to(authorize::authorize))
-        .route("/authorize/login", web::post().to(authorize::login))
-        .route("/authorize/consent", web::post().to(authorize::consent))
-        .route("/token", web::post().to(e::token))
-        .route("/introspect", web::post().to(e::introspect))
-        .route("/revoke", web::post().to(e::revoke))
-        .route("/userinfo", web::get().to(e::userinfo))
-        .route("/userinfo", web::post().to(e::userinfo))
-        .route("/register", web::post().to(e::register))
-        .route("/register/{client_id}", web::get().to(e::register_read))
-        .route("/register/{client_id}", web::put().to(e::register_update))
-        .route("/register/{client_id}", web::delete().to(e::register_delete))
-        .route("/healthz", web::get().to(e::healthz))
-        .route("/readyz", web::get().to(e::readyz))
-        .route("/static/custodia.css", web::get().to(e::stylesheet))
-        .default_service(web::to(e::not_found));
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(e::discovery),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(e::discovery),
+    )
+    .route("/jwks", web::get().to(e::jwks))
+    .route("/authorize", web::get().to(authorize::authorize))
+    .route("/authorize/login", web::post().to(authorize::login))
+    .route("/authorize/consent", web::post().to(authorize::consent))
+    .route("/token", web::post().to(e::token))
+    .route("/introspect", web::post().to(e::introspect))
+    .route("/revoke", web::post().to(e::revoke))
+    .route("/userinfo", web::get().to(e::userinfo))
+    .route("/userinfo", web::post().to(e::userinfo))
+    .route("/register", web::post().to(e::register))
+    .route("/register/{client_id}", web::get().to(e::register_read))
+    .route("/register/{client_id}", web::put().to(e::register_update))
+    .route(
+        "/register/{client_id}",
+        web::delete().to(e::register_delete),
+    )
+    .route("/healthz", web::get().to(e::healthz))
+    .route("/readyz", web::get().to(e::readyz))
+    .route("/static/custodia.css", web::get().to(e::stylesheet))
+    .default_service(web::to(e::not_found));
     for path in middleware::CORS_PATHS {
-        cfg.route(path, web::method(actix_web::http::Method::OPTIONS).to(e::preflight));
+        cfg.route(
+            path,
+            web::method(actix_web::http::Method::OPTIONS).to(e::preflight),
+        );
     }
 }
 
@@ -59,7 +71,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// handle). Housekeeping (key reload, pruning) runs beside it.
 pub fn start(core: Core, listener: TcpListener) -> std::io::Result<Server> {
     let workers = core.config.workers;
-    let state = web::Data::new(AppState { limits: ratelimit::Limits::new(core.config.rate_limits), core });
+    let state = web::Data::new(AppState {
+        limits: ratelimit::Limits::new(core.config.rate_limits),
+        core,
+    });
     let hk = state.clone().into_inner();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -85,7 +100,9 @@ async fn housekeeping(state: Arc<AppState>) {
         let core = state.core.clone();
         let now = crate::now();
         let res = tokio::task::spawn_blocking(move || {
-            core.keys.reload_sync(&core.store, now).map_err(|e| e.to_string())?;
+            core.keys
+                .reload_sync(&core.store, now)
+                .map_err(|e| e.to_string())?;
             core.store
                 .run_sync(|c| {
                     crate::store::grants::prune(c, now)?;

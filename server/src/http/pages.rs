@@ -36,16 +36,33 @@ pub struct ErrorPage<'a> {
 
 pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
     match body {
-        Ok(b) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(b),
+        Ok(b) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(b),
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
-            HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body("internal error")
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("internal error")
         }
     }
 }
 
-pub fn error_page(title: &str, message: &str, code: Option<&str>, status: StatusCode) -> HttpResponse {
-    html(status, ErrorPage { title, message, code }.render())
+pub fn error_page(
+    title: &str,
+    message: &str,
+    code: Option<&str>,
+    status: StatusCode,
+) -> HttpResponse {
+    html(
+        status,
+        ErrorPage {
+            title,
+            message,
+            code,
+        }
+        .render(),
+    )
 }
 
 pub const STYLESHEET: &str = include_str!("../../static/custodia.css");

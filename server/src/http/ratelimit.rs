@@ -22,14 +22,17 @@ fn nz(n: u32) -> NonZeroU32 {
 impl Limits {
     pub fn new(cfg: RateLimits) -> Limits {
         Limits {
-            token: RateLimiter::keyed(Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst))),
+            token: RateLimiter::keyed(
+                Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst)),
+            ),
             login: RateLimiter::keyed(Quota::per_minute(nz(cfg.login_per_minute))),
             clock: DefaultClock::default(),
         }
     }
 
     fn check(&self, lim: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), u64> {
-        lim.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.clock.now()).as_secs().max(1))
+        lim.check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()).as_secs().max(1))
     }
 
     /// Token, introspection and revocation requests: `Err(seconds to wait)` when over the limit.

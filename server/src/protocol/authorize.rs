@@ -61,7 +61,10 @@ fn page_err(code: ErrorCode, d: impl Into<String>) -> OAuthError {
 /// Validate an authorization request. Every error is for a 400 page, never a redirect.
 pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthError> {
     if raw.contains("request") || raw.contains("request_uri") {
-        return Err(page_err(ErrorCode::InvalidRequest, "request objects (`request`, `request_uri`) are not supported"));
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "request objects (`request`, `request_uri`) are not supported",
+        ));
     }
     let client_id = raw.require("client_id")?.to_string();
     if client_id.len() > 256 {
@@ -82,8 +85,15 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
                 "the redirect URI is not registered for this client (it must match exactly)",
             ));
         }
-        None if client.metadata.redirect_uris.len() == 1 => (client.metadata.redirect_uris[0].clone(), false),
-        None => return Err(page_err(ErrorCode::InvalidRequest, "parameter `redirect_uri` is missing")),
+        None if client.metadata.redirect_uris.len() == 1 => {
+            (client.metadata.redirect_uris[0].clone(), false)
+        }
+        None => {
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "parameter `redirect_uri` is missing",
+            ));
+        }
     };
 
     // From here on the client and redirect URI are known to be valid.
@@ -92,38 +102,72 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
         Some(other) => {
             return Err(page_err(
                 ErrorCode::UnsupportedResponseType,
-                format!("response type `{}` is not supported; use `code`", scope::sanitize(other)),
+                format!(
+                    "response type `{}` is not supported; use `code`",
+                    scope::sanitize(other)
+                ),
             ));
         }
-        None => return Err(page_err(ErrorCode::InvalidRequest, "parameter `response_type` is missing")),
+        None => {
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "parameter `response_type` is missing",
+            ));
+        }
     }
     if let Some(m) = raw.get("response_mode") {
         if m != "query" {
-            return Err(page_err(ErrorCode::InvalidRequest, "only `response_mode=query` is supported"));
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "only `response_mode=query` is supported",
+            ));
         }
     }
     if !client.allows_grant("authorization_code") {
-        return Err(page_err(ErrorCode::UnauthorizedClient, "this client is not registered for the authorization code grant"));
+        return Err(page_err(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for the authorization code grant",
+        ));
     }
     let scopes = scope::parse(raw.get("scope").unwrap_or(""))?;
     if scopes.is_empty() {
-        return Err(page_err(ErrorCode::InvalidScope, "parameter `scope` is missing"));
+        return Err(page_err(
+            ErrorCode::InvalidScope,
+            "parameter `scope` is missing",
+        ));
     }
     if let Some(s) = scopes.iter().find(|s| !client.scopes.contains(s)) {
-        return Err(page_err(ErrorCode::InvalidScope, format!("scope `{s}` is not registered for this client")));
+        return Err(page_err(
+            ErrorCode::InvalidScope,
+            format!("scope `{s}` is not registered for this client"),
+        ));
     }
     if scopes.iter().any(|s| s == "openid") && !given {
-        return Err(page_err(ErrorCode::InvalidRequest, "OpenID Connect requests must carry `redirect_uri`"));
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "OpenID Connect requests must carry `redirect_uri`",
+        ));
     }
 
     let challenge = raw.get("code_challenge");
     core.config
         .profile
-        .check_pkce(client.is_public(), raw.get("code_challenge_method"), challenge.is_some())
+        .check_pkce(
+            client.is_public(),
+            raw.get("code_challenge_method"),
+            challenge.is_some(),
+        )
         .map_err(|v| page_err(ErrorCode::InvalidRequest, v.description))?;
     if let Some(c) = challenge {
-        if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(page_err(ErrorCode::InvalidRequest, "`code_challenge` must be a base64url SHA-256 (43 characters)"));
+        if c.len() != 43
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "`code_challenge` must be a base64url SHA-256 (43 characters)",
+            ));
         }
     }
 
@@ -136,21 +180,27 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
                 "consent" => prompt.consent = true,
                 "select_account" => prompt.login = true,
                 other => {
-                    return Err(page_err(ErrorCode::InvalidRequest, format!("unknown prompt value `{}`", scope::sanitize(other))));
+                    return Err(page_err(
+                        ErrorCode::InvalidRequest,
+                        format!("unknown prompt value `{}`", scope::sanitize(other)),
+                    ));
                 }
             }
         }
         if prompt.none && (prompt.login || prompt.consent) {
-            return Err(page_err(ErrorCode::InvalidRequest, "`prompt=none` cannot be combined with other values"));
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                "`prompt=none` cannot be combined with other values",
+            ));
         }
     }
     let max_age = match raw.get("max_age") {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| page_err(ErrorCode::InvalidRequest, "`max_age` must be a non-negative integer"))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            page_err(
+                ErrorCode::InvalidRequest,
+                "`max_age` must be a non-negative integer",
+            )
+        })?),
         None => None,
     };
     if raw.get("nonce").is_some_and(|n| n.len() > 512) {
@@ -194,45 +244,91 @@ fn response_url(req: &AuthRequest, issuer: &str, pairs: &[(&str, &str)]) -> Stri
 }
 
 /// An error authorization response (redirect), for outcomes the user caused or asked for.
-pub fn error_redirect(core: &Core, req: &AuthRequest, code: ErrorCode, description: &str) -> String {
-    response_url(req, core.issuer(), &[("error", code.as_str()), ("error_description", description)])
+pub fn error_redirect(
+    core: &Core,
+    req: &AuthRequest,
+    code: ErrorCode,
+    description: &str,
+) -> String {
+    response_url(
+        req,
+        core.issuer(),
+        &[("error", code.as_str()), ("error_description", description)],
+    )
 }
 
 /// Decide the next step for a valid request, given the browser's session.
-pub async fn next(core: &Core, req: &AuthRequest, session: Option<(SessionRow, UserRow)>, fresh_login: bool, now: i64) -> Result<Next, OAuthError> {
+pub async fn next(
+    core: &Core,
+    req: &AuthRequest,
+    session: Option<(SessionRow, UserRow)>,
+    fresh_login: bool,
+    now: i64,
+) -> Result<Next, OAuthError> {
     let needs_login = match &session {
         None => true,
-        Some((s, _)) => !fresh_login && (req.prompt.login || req.max_age.is_some_and(|m| now - s.auth_time > m)),
+        Some((s, _)) => {
+            !fresh_login && (req.prompt.login || req.max_age.is_some_and(|m| now - s.auth_time > m))
+        }
     };
     if needs_login {
         if req.prompt.none {
-            return Ok(Next::Redirect(error_redirect(core, req, ErrorCode::LoginRequired, "the user is not logged in")));
+            return Ok(Next::Redirect(error_redirect(
+                core,
+                req,
+                ErrorCode::LoginRequired,
+                "the user is not logged in",
+            )));
         }
         return Ok(Next::Login);
     }
-    let Some((s, user)) = session else { return Ok(Next::Login) };
+    let Some((s, user)) = session else {
+        return Ok(Next::Login);
+    };
     let (uid, cid) = (user.id.clone(), req.client.id.clone());
-    let consented = core.store.run(move |c| grants::consent(c, &uid, &cid)).await?;
+    let consented = core
+        .store
+        .run(move |c| grants::consent(c, &uid, &cid))
+        .await?;
     let consented = scope::parse(consented.as_deref().unwrap_or("")).unwrap_or_default();
     if req.prompt.consent || !scope::subset(&req.scopes, &consented) {
         if req.prompt.none {
-            return Ok(Next::Redirect(error_redirect(core, req, ErrorCode::ConsentRequired, "the user has not consented")));
+            return Ok(Next::Redirect(error_redirect(
+                core,
+                req,
+                ErrorCode::ConsentRequired,
+                "the user has not consented",
+            )));
         }
         return Ok(Next::Consent(user));
     }
-    Ok(Next::Redirect(issue_code(core, req, &user.id, s.auth_time, now).await?))
+    Ok(Next::Redirect(
+        issue_code(core, req, &user.id, s.auth_time, now).await?,
+    ))
 }
 
 /// The user's answer on the consent page.
-pub async fn consent(core: &Core, req: &AuthRequest, session: &(SessionRow, UserRow), allow: bool, now: i64) -> Result<String, OAuthError> {
+pub async fn consent(
+    core: &Core,
+    req: &AuthRequest,
+    session: &(SessionRow, UserRow),
+    allow: bool,
+    now: i64,
+) -> Result<String, OAuthError> {
     if !allow {
-        return Ok(error_redirect(core, req, ErrorCode::AccessDenied, "the user denied the request"));
+        return Ok(error_redirect(
+            core,
+            req,
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+        ));
     }
     let (uid, cid) = (session.1.id.clone(), req.client.id.clone());
     let wanted = req.scopes.clone();
     core.store
         .run(move |c| {
-            let mut all = scope::parse(grants::consent(c, &uid, &cid)?.as_deref().unwrap_or("")).unwrap_or_default();
+            let mut all = scope::parse(grants::consent(c, &uid, &cid)?.as_deref().unwrap_or(""))
+                .unwrap_or_default();
             for s in wanted {
                 if !all.contains(&s) {
                     all.push(s);
@@ -245,7 +341,13 @@ pub async fn consent(core: &Core, req: &AuthRequest, session: &(SessionRow, User
 }
 
 /// Issue a code and return the success redirect.
-async fn issue_code(core: &Core, req: &AuthRequest, user_id: &str, auth_time: i64, now: i64) -> Result<String, OAuthError> {
+async fn issue_code(
+    core: &Core,
+    req: &AuthRequest,
+    user_id: &str,
+    auth_time: i64,
+    now: i64,
+) -> Result<String, OAuthError> {
     let code = Secret::generate(SecretKind::AuthorizationCode);
     let row = CodeRow {
         code_hash: code.hash(),
@@ -262,8 +364,14 @@ async fn issue_code(core: &Core, req: &AuthRequest, user_id: &str, auth_time: i6
         used: false,
         created_at: now,
     };
-    core.store.run(move |c| grants::insert_code(c, &row)).await?;
-    Ok(response_url(req, core.issuer(), &[("code", code.expose_secret())]))
+    core.store
+        .run(move |c| grants::insert_code(c, &row))
+        .await?;
+    Ok(response_url(
+        req,
+        core.issuer(),
+        &[("code", code.expose_secret())],
+    ))
 }
 
 /// A short, human description of a scope for the consent page.

@@ -47,10 +47,17 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let b64 = header
         .strip_prefix("Basic ")
         .or_else(|| header.strip_prefix("basic "))
-        .ok_or_else(|| OAuthError::invalid_client("unsupported authorization scheme; use `Basic`"))?;
-    let raw = STANDARD.decode(b64.trim()).map_err(|_| OAuthError::invalid_client("malformed basic credentials"))?;
-    let text = String::from_utf8(raw).map_err(|_| OAuthError::invalid_client("malformed basic credentials"))?;
-    let (id, secret) = text.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed basic credentials"))?;
+        .ok_or_else(|| {
+            OAuthError::invalid_client("unsupported authorization scheme; use `Basic`")
+        })?;
+    let raw = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| OAuthError::invalid_client("malformed basic credentials"))?;
+    let text = String::from_utf8(raw)
+        .map_err(|_| OAuthError::invalid_client("malformed basic credentials"))?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_client("malformed basic credentials"))?;
     let dec = |s: &str| {
         url::form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()
@@ -75,7 +82,10 @@ async fn load_client(core: &Core, id: &str) -> Result<Client, OAuthError> {
         return Err(unauthorized());
     }
     let id_owned = id.to_string();
-    let row = core.store.run(move |c| client_repo::by_id(c, &id_owned)).await?;
+    let row = core
+        .store
+        .run(move |c| client_repo::by_id(c, &id_owned))
+        .await?;
     match row {
         Some(r) => Client::from_row(r),
         None => Err(unauthorized()),
@@ -83,30 +93,43 @@ async fn load_client(core: &Core, id: &str) -> Result<Client, OAuthError> {
 }
 
 /// Authenticate the calling client.
-pub async fn authenticate(core: &Core, p: Presented<'_>, now: i64) -> Result<Authenticated, OAuthError> {
+pub async fn authenticate(
+    core: &Core,
+    p: Presented<'_>,
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
     let basic = p.authorization.map(parse_basic).transpose()?;
     let form_secret = p.params.get("client_secret");
     let assertion_type = p.params.get("client_assertion_type");
     let assertion = p.params.get("client_assertion");
     let form_id = p.params.get("client_id");
 
-    let methods = [basic.is_some(), form_secret.is_some(), assertion.is_some() || assertion_type.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let methods = [
+        basic.is_some(),
+        form_secret.is_some(),
+        assertion.is_some() || assertion_type.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if methods > 1 {
-        return Err(OAuthError::invalid_request("more than one client authentication method was used"));
+        return Err(OAuthError::invalid_request(
+            "more than one client authentication method was used",
+        ));
     }
 
     if let Some((id, secret)) = basic {
         if form_id.is_some_and(|f| f != id) {
-            return Err(OAuthError::invalid_request("`client_id` does not match the authenticated client"));
+            return Err(OAuthError::invalid_request(
+                "`client_id` does not match the authenticated client",
+            ));
         }
         let client = load_client(core, &id).await?;
         return check_secret(client, &secret, "client_secret_basic");
     }
     if let Some(secret) = form_secret {
-        let id = form_id.ok_or_else(|| OAuthError::invalid_request("`client_secret` needs `client_id`"))?;
+        let id = form_id
+            .ok_or_else(|| OAuthError::invalid_request("`client_secret` needs `client_id`"))?;
         let client = load_client(core, id).await?;
         return check_secret(client, secret, "client_secret_post");
     }
@@ -116,10 +139,12 @@ pub async fn authenticate(core: &Core, p: Presented<'_>, now: i64) -> Result<Aut
                 "`client_assertion_type` must be `{JWT_BEARER_ASSERTION}`"
             )));
         }
-        let jwt = assertion.ok_or_else(|| OAuthError::invalid_request("`client_assertion` is missing"))?;
+        let jwt = assertion
+            .ok_or_else(|| OAuthError::invalid_request("`client_assertion` is missing"))?;
         return private_key_jwt(core, jwt, form_id, &p.endpoint_url, now).await;
     }
-    let id = form_id.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+    let id =
+        form_id.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
     let client = load_client(core, id).await?;
     if client.auth_method != "none" {
         return Err(OAuthError::invalid_client(format!(
@@ -127,10 +152,17 @@ pub async fn authenticate(core: &Core, p: Presented<'_>, now: i64) -> Result<Aut
             client.auth_method
         )));
     }
-    Ok(Authenticated { client, method: "none" })
+    Ok(Authenticated {
+        client,
+        method: "none",
+    })
 }
 
-fn check_secret(client: Client, secret: &str, method: &'static str) -> Result<Authenticated, OAuthError> {
+fn check_secret(
+    client: Client,
+    secret: &str,
+    method: &'static str,
+) -> Result<Authenticated, OAuthError> {
     let Some(stored) = client.secret_hash.as_deref() else {
         return Err(unauthorized());
     };
@@ -138,32 +170,65 @@ fn check_secret(client: Client, secret: &str, method: &'static str) -> Result<Au
         return Err(unauthorized());
     }
     if client.auth_method != method {
-        return Err(OAuthError::invalid_client(format!("this client must authenticate with `{}`", client.auth_method)));
+        return Err(OAuthError::invalid_client(format!(
+            "this client must authenticate with `{}`",
+            client.auth_method
+        )));
     }
     Ok(Authenticated { client, method })
 }
 
 /// RFC 7523 client assertion.
-async fn private_key_jwt(core: &Core, jwt: &str, form_id: Option<&str>, endpoint_url: &str, now: i64) -> Result<Authenticated, OAuthError> {
+async fn private_key_jwt(
+    core: &Core,
+    jwt: &str,
+    form_id: Option<&str>,
+    endpoint_url: &str,
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
     let bad = |d: &str| OAuthError::invalid_client(format!("invalid client assertion: {d}"));
     if jwt.len() > 8192 || jwt.split('.').count() != 3 {
         return Err(bad("not a signed JWT"));
     }
     let header = josekit::jwt::decode_header(jwt).map_err(|_| bad("malformed header"))?;
-    let alg = header.claim("alg").and_then(Value::as_str).ok_or_else(|| bad("no `alg`"))?.to_string();
-    if !core.config.profile.client_assertion_algs.contains(&alg.as_str()) {
-        return Err(bad(&format!("algorithm `{}` is not accepted", super::scope::sanitize(&alg))));
+    let alg = header
+        .claim("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no `alg`"))?
+        .to_string();
+    if !core
+        .config
+        .profile
+        .client_assertion_algs
+        .contains(&alg.as_str())
+    {
+        return Err(bad(&format!(
+            "algorithm `{}` is not accepted",
+            super::scope::sanitize(&alg)
+        )));
     }
-    let kid = header.claim("kid").and_then(Value::as_str).map(str::to_string);
+    let kid = header
+        .claim("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     // Read `iss` before verification only to find the client's keys.
     let unverified = unverified_claims(jwt).ok_or_else(|| bad("malformed claims"))?;
-    let iss = unverified.get("iss").and_then(Value::as_str).ok_or_else(|| bad("no `iss`"))?.to_string();
+    let iss = unverified
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no `iss`"))?
+        .to_string();
     if form_id.is_some_and(|f| f != iss) {
-        return Err(OAuthError::invalid_request("`client_id` does not match the client assertion"));
+        return Err(OAuthError::invalid_request(
+            "`client_id` does not match the client assertion",
+        ));
     }
     let client = load_client(core, &iss).await?;
     if client.auth_method != "private_key_jwt" {
-        return Err(OAuthError::invalid_client(format!("this client must authenticate with `{}`", client.auth_method)));
+        return Err(OAuthError::invalid_client(format!(
+            "this client must authenticate with `{}`",
+            client.auth_method
+        )));
     }
     let jwks = client_jwks(core, &client, false).await?;
     let mut verified = verify_with(&jwks, &alg, kid.as_deref(), jwt);
@@ -180,14 +245,22 @@ async fn private_key_jwt(core: &Core, jwt: &str, form_id: Option<&str>, endpoint
     }
     let token_endpoint = core.config.url("/token");
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => [core.issuer(), token_endpoint.as_str(), endpoint_url].contains(&a.as_str()),
-        Some(Value::Array(v)) => v.iter().filter_map(Value::as_str).any(|a| [core.issuer(), token_endpoint.as_str(), endpoint_url].contains(&a)),
+        Some(Value::String(a)) => {
+            [core.issuer(), token_endpoint.as_str(), endpoint_url].contains(&a.as_str())
+        }
+        Some(Value::Array(v)) => v
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| [core.issuer(), token_endpoint.as_str(), endpoint_url].contains(&a)),
         _ => false,
     };
     if !aud_ok {
         return Err(bad("`aud` must name this authorization server"));
     }
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("no `exp`"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("no `exp`"))?;
     if exp <= now - 30 {
         return Err(bad("expired"));
     }
@@ -209,11 +282,17 @@ async fn private_key_jwt(core: &Core, jwt: &str, form_id: Option<&str>, endpoint
         return Err(bad("`jti` is too long"));
     }
     let id = client.id.clone();
-    let fresh = core.store.run(move |c| session_repo::use_jti(c, &id, &jti, exp + 60)).await?;
+    let fresh = core
+        .store
+        .run(move |c| session_repo::use_jti(c, &id, &jti, exp + 60))
+        .await?;
     if !fresh {
         return Err(bad("`jti` was used before"));
     }
-    Ok(Authenticated { client, method: "private_key_jwt" })
+    Ok(Authenticated {
+        client,
+        method: "private_key_jwt",
+    })
 }
 
 fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
@@ -223,7 +302,12 @@ fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
     serde_json::from_slice(&raw).ok()
 }
 
-fn verify_with(jwks: &Value, alg: &str, kid: Option<&str>, jwt: &str) -> Option<serde_json::Map<String, Value>> {
+fn verify_with(
+    jwks: &Value,
+    alg: &str,
+    kid: Option<&str>,
+    jwt: &str,
+) -> Option<serde_json::Map<String, Value>> {
     let keys = jwks.get("keys")?.as_array()?;
     for k in keys {
         let map = k.as_object()?;
@@ -237,8 +321,12 @@ fn verify_with(jwks: &Value, alg: &str, kid: Option<&str>, jwt: &str) -> Option<
                 continue;
             }
         }
-        let Ok(jwk) = Jwk::from_map(map.clone()) else { continue };
-        let Ok(verifier) = crate::keys::verifier_for(alg, &jwk) else { continue };
+        let Ok(jwk) = Jwk::from_map(map.clone()) else {
+            continue;
+        };
+        let Ok(verifier) = crate::keys::verifier_for(alg, &jwk) else {
+            continue;
+        };
         if let Ok((payload, _)) = josekit::jwt::decode_with_verifier(jwt, verifier.as_ref()) {
             return Some(payload.claims_set().clone());
         }
@@ -262,7 +350,12 @@ async fn client_jwks(core: &Core, client: &Client, refetch: bool) -> Result<Valu
     let Some(uri) = client.metadata.jwks_uri.clone() else {
         return Err(OAuthError::invalid_client("the client has no keys"));
     };
-    let cached = core.jwks_cache.0.lock().ok().and_then(|m| m.get(&uri).cloned());
+    let cached = core
+        .jwks_cache
+        .0
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&uri).cloned());
     if let Some((at, v)) = &cached {
         let age = at.elapsed();
         if age < JWKS_TTL && (!refetch || age < JWKS_MIN_REFETCH) {
@@ -282,7 +375,9 @@ async fn client_jwks(core: &Core, client: &Client, refetch: bool) -> Result<Valu
         }
         Err(e) => {
             tracing::warn!(client_id = %client.id, error = %e, "jwks_uri fetch failed");
-            cached.map(|(_, v)| v).ok_or_else(|| OAuthError::invalid_client("the client's `jwks_uri` could not be fetched"))
+            cached.map(|(_, v)| v).ok_or_else(|| {
+                OAuthError::invalid_client("the client's `jwks_uri` could not be fetched")
+            })
         }
     }
 }
@@ -312,7 +407,10 @@ mod tests {
     fn basic_is_form_decoded() -> Result<(), OAuthError> {
         // RFC 6749 §2.3.1: id and secret are form-encoded before base64.
         let h = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret%2B"));
-        assert_eq!(parse_basic(&h)?, ("my client".to_string(), "s:cret+".to_string()));
+        assert_eq!(
+            parse_basic(&h)?,
+            ("my client".to_string(), "s:cret+".to_string())
+        );
         assert!(parse_basic("Bearer x").is_err());
         assert!(parse_basic("Basic !!!").is_err());
         Ok(())

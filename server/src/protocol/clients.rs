@@ -64,9 +64,13 @@ pub struct Client {
 
 impl Client {
     pub fn from_row(row: ClientRow) -> Result<Client, OAuthError> {
-        let metadata: ClientMetadata = serde_json::from_str(&row.metadata)
-            .map_err(|e| OAuthError::internal(format!("stored metadata of client {}: {e}", row.id)))?;
-        let auth_method = metadata.token_endpoint_auth_method.clone().unwrap_or_else(|| "client_secret_basic".into());
+        let metadata: ClientMetadata = serde_json::from_str(&row.metadata).map_err(|e| {
+            OAuthError::internal(format!("stored metadata of client {}: {e}", row.id))
+        })?;
+        let auth_method = metadata
+            .token_endpoint_auth_method
+            .clone()
+            .unwrap_or_else(|| "client_secret_basic".into());
         let grant_types = metadata.grant_types.clone().unwrap_or_default();
         let scopes = scope::parse(metadata.scope.as_deref().unwrap_or("")).unwrap_or_default();
         let application_type = match metadata.application_type.as_deref() {
@@ -107,14 +111,19 @@ impl Client {
         if self.application_type != ApplicationType::Native {
             return false;
         }
-        let Ok(given) = url::Url::parse(uri) else { return false };
+        let Ok(given) = url::Url::parse(uri) else {
+            return false;
+        };
         if given.scheme() != "http" || !custodia_profiles::is_loopback_url(&given) {
             return false;
         }
         self.metadata.redirect_uris.iter().any(|r| {
             url::Url::parse(r).is_ok_and(|reg| {
                 reg.scheme() == "http"
-                    && matches!(reg.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)))
+                    && matches!(
+                        reg.host(),
+                        Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
+                    )
                     && reg.host() == given.host()
                     && reg.path() == given.path()
                     && reg.query() == given.query()
@@ -132,11 +141,24 @@ const MAX_SCOPES: usize = 100;
 
 /// Validate and normalise metadata for registration. Errors are `invalid_redirect_uri` or
 /// `invalid_client_metadata` (RFC 7591 §3.2.2).
-pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<ClientMetadata, OAuthError> {
-    let auth_method = m.token_endpoint_auth_method.clone().unwrap_or_else(|| "client_secret_basic".into());
-    let grant_types = m.grant_types.clone().unwrap_or_else(|| vec!["authorization_code".into()]);
+pub fn validate_metadata(
+    mut m: ClientMetadata,
+    profile: &Profile,
+) -> Result<ClientMetadata, OAuthError> {
+    let auth_method = m
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_else(|| "client_secret_basic".into());
+    let grant_types = m
+        .grant_types
+        .clone()
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
     let response_types = m.response_types.clone().unwrap_or_else(|| {
-        if grant_types.iter().any(|g| g == "authorization_code") { vec!["code".into()] } else { vec![] }
+        if grant_types.iter().any(|g| g == "authorization_code") {
+            vec!["code".into()]
+        } else {
+            vec![]
+        }
     });
     if grant_types.is_empty() {
         return Err(OAuthError::metadata("`grant_types` must not be empty"));
@@ -152,7 +174,9 @@ pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<Cli
         ));
     }
     if grant_types.iter().any(|g| g == "refresh_token") && !has_code {
-        return Err(OAuthError::metadata("the `refresh_token` grant needs the `authorization_code` grant"));
+        return Err(OAuthError::metadata(
+            "the `refresh_token` grant needs the `authorization_code` grant",
+        ));
     }
 
     let app = match m.application_type.as_deref() {
@@ -169,7 +193,10 @@ pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<Cli
     let mut uris: Vec<String> = vec![];
     for u in &m.redirect_uris {
         if u.len() > MAX_URI_LEN {
-            return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "a redirect URI is too long"));
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                "a redirect URI is too long",
+            ));
         }
         profile
             .check_redirect_uri(app, u)
@@ -179,15 +206,23 @@ pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<Cli
         }
     }
     if uris.len() > MAX_REDIRECT_URIS {
-        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, format!("at most {MAX_REDIRECT_URIS} redirect URIs")));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
+        ));
     }
     if has_code && uris.is_empty() {
-        return Err(OAuthError::new(ErrorCode::InvalidRedirectUri, "`redirect_uris` is required for the `authorization_code` grant"));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "`redirect_uris` is required for the `authorization_code` grant",
+        ));
     }
     m.redirect_uris = uris;
 
     if m.jwks.is_some() && m.jwks_uri.is_some() {
-        return Err(OAuthError::metadata("`jwks` and `jwks_uri` must not both be present (RFC 7591 §2)"));
+        return Err(OAuthError::metadata(
+            "`jwks` and `jwks_uri` must not both be present (RFC 7591 §2)",
+        ));
     }
     if let Some(j) = &m.jwks {
         validate_jwks(j)?;
@@ -196,28 +231,47 @@ pub fn validate_metadata(mut m: ClientMetadata, profile: &Profile) -> Result<Cli
         check_https_uri("jwks_uri", u)?;
     }
     if auth_method == "private_key_jwt" && m.jwks.is_none() && m.jwks_uri.is_none() {
-        return Err(OAuthError::metadata("`private_key_jwt` needs `jwks` or `jwks_uri`"));
+        return Err(OAuthError::metadata(
+            "`private_key_jwt` needs `jwks` or `jwks_uri`",
+        ));
     }
 
-    for (name, v) in [("client_uri", &m.client_uri), ("logo_uri", &m.logo_uri), ("tos_uri", &m.tos_uri), ("policy_uri", &m.policy_uri)] {
+    for (name, v) in [
+        ("client_uri", &m.client_uri),
+        ("logo_uri", &m.logo_uri),
+        ("tos_uri", &m.tos_uri),
+        ("policy_uri", &m.policy_uri),
+    ] {
         if let Some(u) = v {
             check_https_uri(name, u)?;
         }
     }
-    for (name, v) in [("client_name", &m.client_name), ("software_id", &m.software_id), ("software_version", &m.software_version)] {
+    for (name, v) in [
+        ("client_name", &m.client_name),
+        ("software_id", &m.software_id),
+        ("software_version", &m.software_version),
+    ] {
         if let Some(t) = v {
             if t.chars().count() > MAX_TEXT || t.chars().any(char::is_control) {
-                return Err(OAuthError::metadata(format!("`{name}` must be at most {MAX_TEXT} printable characters")));
+                return Err(OAuthError::metadata(format!(
+                    "`{name}` must be at most {MAX_TEXT} printable characters"
+                )));
             }
         }
     }
     if let Some(c) = &m.contacts {
         if c.len() > 10 || c.iter().any(|x| x.len() > 254) {
-            return Err(OAuthError::metadata("`contacts` must hold at most 10 addresses"));
+            return Err(OAuthError::metadata(
+                "`contacts` must hold at most 10 addresses",
+            ));
         }
     }
 
-    let default_scope = if has_code { scope::OIDC_SCOPES.join(" ") } else { String::new() };
+    let default_scope = if has_code {
+        scope::OIDC_SCOPES.join(" ")
+    } else {
+        String::new()
+    };
     let scopes = scope::parse(m.scope.as_deref().unwrap_or(&default_scope))
         .map_err(|e| OAuthError::metadata(e.error_description))?;
     if scopes.len() > MAX_SCOPES {
@@ -239,32 +293,42 @@ fn check_https_uri(name: &str, u: &str) -> Result<(), OAuthError> {
         return Err(OAuthError::metadata(format!("`{name}` is too long")));
     }
     match url::Url::parse(u) {
-        Ok(p) if p.scheme() == "https" && p.host_str().is_some() && p.fragment().is_none() => Ok(()),
+        Ok(p) if p.scheme() == "https" && p.host_str().is_some() && p.fragment().is_none() => {
+            Ok(())
+        }
         Ok(p) if p.scheme() == "http" && custodia_profiles::is_loopback_url(&p) => Ok(()),
-        _ => Err(OAuthError::metadata(format!("`{name}` must be an https URL"))),
+        _ => Err(OAuthError::metadata(format!(
+            "`{name}` must be an https URL"
+        ))),
     }
 }
 
 /// A JWK set of public keys only, at most 10 keys, each usable by `josekit`.
 pub fn validate_jwks(j: &Value) -> Result<(), OAuthError> {
-    let keys = j
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| OAuthError::metadata("`jwks` must be a JWK set: an object with a `keys` array"))?;
+    let keys = j.get("keys").and_then(Value::as_array).ok_or_else(|| {
+        OAuthError::metadata("`jwks` must be a JWK set: an object with a `keys` array")
+    })?;
     if keys.is_empty() || keys.len() > 10 {
         return Err(OAuthError::metadata("`jwks` must hold 1 to 10 keys"));
     }
     for k in keys {
-        let map = k.as_object().ok_or_else(|| OAuthError::metadata("every key in `jwks` must be an object"))?;
+        let map = k
+            .as_object()
+            .ok_or_else(|| OAuthError::metadata("every key in `jwks` must be an object"))?;
         for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
             if map.contains_key(private) {
                 return Err(OAuthError::metadata("`jwks` must hold public keys only"));
             }
         }
-        josekit::jwk::Jwk::from_map(map.clone()).map_err(|_| OAuthError::metadata("`jwks` holds a key that is not a valid JWK"))?;
+        josekit::jwk::Jwk::from_map(map.clone())
+            .map_err(|_| OAuthError::metadata("`jwks` holds a key that is not a valid JWK"))?;
         match map.get("kty").and_then(Value::as_str) {
             Some("RSA") | Some("EC") => {}
-            _ => return Err(OAuthError::metadata("`jwks` keys must be of type `RSA` or `EC`")),
+            _ => {
+                return Err(OAuthError::metadata(
+                    "`jwks` keys must be of type `RSA` or `EC`",
+                ));
+            }
         }
     }
     Ok(())
@@ -281,24 +345,71 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let ok = validate_metadata(meta(serde_json::json!({"redirect_uris": ["https://c.example/cb"]})), &DEFAULT);
+        let ok = validate_metadata(
+            meta(serde_json::json!({"redirect_uris": ["https://c.example/cb"]})),
+            &DEFAULT,
+        );
         let ok = ok.ok().unwrap_or_default();
-        assert_eq!(ok.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
+        assert_eq!(
+            ok.token_endpoint_auth_method.as_deref(),
+            Some("client_secret_basic")
+        );
         assert_eq!(ok.grant_types, Some(vec!["authorization_code".to_string()]));
         let code = |v: Value| validate_metadata(meta(v), &DEFAULT).err().map(|e| e.error);
-        assert_eq!(code(serde_json::json!({})), Some(ErrorCode::InvalidRedirectUri));
-        assert_eq!(code(serde_json::json!({"redirect_uris": ["http://c.example/cb"]})), Some(ErrorCode::InvalidRedirectUri));
-        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb#x"]})), Some(ErrorCode::InvalidRedirectUri));
-        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "grant_types": ["implicit"]})), Some(ErrorCode::InvalidClientMetadata));
-        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "token_endpoint_auth_method": "private_key_jwt"})), Some(ErrorCode::InvalidClientMetadata));
-        assert_eq!(code(serde_json::json!({"redirect_uris": ["https://c.example/cb"], "jwks": {"keys": []}, "jwks_uri": "https://c.example/jwks"})), Some(ErrorCode::InvalidClientMetadata));
-        assert_eq!(code(serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"]})), Some(ErrorCode::InvalidClientMetadata));
+        assert_eq!(
+            code(serde_json::json!({})),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert_eq!(
+            code(serde_json::json!({"redirect_uris": ["http://c.example/cb"]})),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert_eq!(
+            code(serde_json::json!({"redirect_uris": ["https://c.example/cb#x"]})),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert_eq!(
+            code(
+                serde_json::json!({"redirect_uris": ["https://c.example/cb"], "grant_types": ["implicit"]})
+            ),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            code(
+                serde_json::json!({"redirect_uris": ["https://c.example/cb"], "token_endpoint_auth_method": "private_key_jwt"})
+            ),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            code(
+                serde_json::json!({"redirect_uris": ["https://c.example/cb"], "jwks": {"keys": []}, "jwks_uri": "https://c.example/jwks"})
+            ),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            code(
+                serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"]})
+            ),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
     }
 
     #[test]
     fn loopback_port_exception_only_for_native() -> Result<(), OAuthError> {
-        let m = validate_metadata(meta(serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "native", "token_endpoint_auth_method": "none"})), &DEFAULT)?;
-        let row = ClientRow { id: "c".into(), secret_hash: None, registration_token_hash: None, metadata: serde_json::to_string(&m).unwrap_or_default(), registered_by: "cli".into(), created_at: 0 };
+        let m = validate_metadata(
+            meta(
+                serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "native", "token_endpoint_auth_method": "none"}),
+            ),
+            &DEFAULT,
+        )?;
+        let row = ClientRow {
+            id: "c".into(),
+            secret_hash: None,
+            registration_token_hash: None,
+            metadata: serde_json::to_string(&m).unwrap_or_default(),
+            registered_by: "cli".into(),
+            created_at: 0,
+        };
         let c = Client::from_row(row)?;
         assert!(c.matches_redirect_uri("http://127.0.0.1/cb"));
         assert!(c.matches_redirect_uri("http://127.0.0.1:51000/cb"));

@@ -12,8 +12,15 @@ pub fn metadata(core: &Core) -> Value {
     let c = &core.config;
     let p = c.profile;
     let auth_methods: Vec<&str> = p.token_endpoint_auth_methods.to_vec();
-    let confidential_methods: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
-    let signing = core.keys.signing_alg().unwrap_or_else(|| c.signing_alg.clone());
+    let confidential_methods: Vec<&str> = auth_methods
+        .iter()
+        .copied()
+        .filter(|m| *m != "none")
+        .collect();
+    let signing = core
+        .keys
+        .signing_alg()
+        .unwrap_or_else(|| c.signing_alg.clone());
     let mut m = json!({
         "issuer": c.issuer,
         "authorization_endpoint": c.url("/authorize"),

@@ -68,7 +68,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { error, error_description: description.into(), retry_after: None }
+        OAuthError {
+            error,
+            error_description: description.into(),
+            retry_after: None,
+        }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
@@ -102,7 +106,10 @@ impl OAuthError {
     /// generic `server_error`.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(cause = %cause, "internal error");
-        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
     }
 }
 
@@ -151,7 +158,10 @@ mod tests {
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,
         ] {
-            assert_eq!(serde_json::to_value(code)?, serde_json::Value::String(code.as_str().into()));
+            assert_eq!(
+                serde_json::to_value(code)?,
+                serde_json::Value::String(code.as_str().into())
+            );
         }
         Ok(())
     }

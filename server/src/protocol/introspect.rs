@@ -23,16 +23,30 @@ pub struct ActiveAccessToken {
 
 /// Verify one of our JWT access tokens and check its record: the shared check behind
 /// introspection and userinfo.
-pub async fn active_access_token(core: &Core, token: &str, now: i64) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    let Ok((claims, typ)) = core.keys.verify(token) else { return Ok(None) };
-    if typ.as_deref() != Some("at+jwt") || claims.get("iss").and_then(Value::as_str) != Some(core.issuer()) {
+pub async fn active_access_token(
+    core: &Core,
+    token: &str,
+    now: i64,
+) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    let Ok((claims, typ)) = core.keys.verify(token) else {
+        return Ok(None);
+    };
+    if typ.as_deref() != Some("at+jwt")
+        || claims.get("iss").and_then(Value::as_str) != Some(core.issuer())
+    {
         return Ok(None);
     }
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
     if exp <= now {
         return Ok(None);
     }
-    let Some(jti) = claims.get("jti").and_then(Value::as_str).map(str::to_string) else { return Ok(None) };
+    let Some(jti) = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
     let row = core
         .store
         .run(move |c| {
@@ -63,21 +77,45 @@ fn audience_contains(claims: &Map<String, Value>, id: &str) -> bool {
     }
 }
 
-pub async fn introspect(core: &Core, params: &Params, authorization: Option<&str>, now: i64) -> Result<Value, OAuthError> {
-    let presented = Presented { authorization, params, endpoint_url: core.config.url("/introspect") };
+pub async fn introspect(
+    core: &Core,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let presented = Presented {
+        authorization,
+        params,
+        endpoint_url: core.config.url("/introspect"),
+    };
     let caller = client_auth::authenticate(core, presented, now).await?;
     if caller.client.is_public() {
-        return Err(OAuthError::invalid_client("public clients cannot introspect tokens"));
+        return Err(OAuthError::invalid_client(
+            "public clients cannot introspect tokens",
+        ));
     }
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
 
     if token.split('.').count() == 3 {
         return Ok(match active_access_token(core, token, now).await? {
-            Some(t) if t.client_id == caller.client.id || audience_contains(&t.claims, &caller.client.id) => {
+            Some(t)
+                if t.client_id == caller.client.id
+                    || audience_contains(&t.claims, &caller.client.id) =>
+            {
                 let mut out = Map::new();
                 out.insert("active".into(), json!(true));
-                for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time"] {
+                for k in [
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "auth_time",
+                ] {
                     if let Some(v) = t.claims.get(k) {
                         out.insert(k.into(), v.clone());
                     }
@@ -90,18 +128,25 @@ pub async fn introspect(core: &Core, params: &Params, authorization: Option<&str
     }
 
     let hash = Secret::new(token).hash();
-    let row = core.store.run(move |c| grants::refresh_token(c, &hash)).await?;
+    let row = core
+        .store
+        .run(move |c| grants::refresh_token(c, &hash))
+        .await?;
     Ok(match row {
-        Some(r) if !r.revoked && !r.used && r.expires_at > now && r.client_id == caller.client.id => json!({
-            "active": true,
-            "scope": r.scope,
-            "client_id": r.client_id,
-            "sub": r.user_id,
-            "iss": core.issuer(),
-            "exp": r.expires_at,
-            "iat": r.created_at,
-            "token_type": "refresh_token",
-        }),
+        Some(r)
+            if !r.revoked && !r.used && r.expires_at > now && r.client_id == caller.client.id =>
+        {
+            json!({
+                "active": true,
+                "scope": r.scope,
+                "client_id": r.client_id,
+                "sub": r.user_id,
+                "iss": core.issuer(),
+                "exp": r.expires_at,
+                "iat": r.created_at,
+                "token_type": "refresh_token",
+            })
+        }
         _ => inactive,
     })
 }

@@ -5,9 +5,9 @@
 use super::Core;
 use super::users::{dummy_hash, verify_password};
 use crate::secrets::{Secret, SecretKind, hash_str};
+use crate::store::StoreError;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
-use crate::store::StoreError;
 
 /// Failures before the slow-down starts.
 const FREE_FAILURES: i32 = 5;
@@ -40,9 +40,17 @@ pub fn wait_for(failed: i32, last_failed_at: Option<i64>, now: i64) -> i64 {
 }
 
 /// Check a username and password.
-pub async fn authenticate(core: &Core, username: &str, password: &str, now: i64) -> Result<UserRow, LoginError> {
+pub async fn authenticate(
+    core: &Core,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> Result<UserRow, LoginError> {
     let name = username.to_string();
-    let user = core.store.run(move |c| users::by_username(c, &name)).await?;
+    let user = core
+        .store
+        .run(move |c| users::by_username(c, &name))
+        .await?;
     if let Some(u) = &user {
         let wait = wait_for(u.failed_logins, u.last_failed_at, now);
         if wait > 0 {
@@ -65,13 +73,17 @@ pub async fn authenticate(core: &Core, username: &str, password: &str, now: i64)
         (Some(u), true) => {
             if u.failed_logins > 0 {
                 let id = u.id.clone();
-                core.store.run(move |c| users::reset_failed_logins(c, &id)).await?;
+                core.store
+                    .run(move |c| users::reset_failed_logins(c, &id))
+                    .await?;
             }
             Ok(u)
         }
         (Some(u), false) => {
             let id = u.id.clone();
-            core.store.run(move |c| users::record_failed_login(c, &id, now)).await?;
+            core.store
+                .run(move |c| users::record_failed_login(c, &id, now))
+                .await?;
             Err(LoginError::BadCredentials)
         }
         (None, _) => Err(LoginError::BadCredentials),
@@ -92,14 +104,20 @@ pub async fn start_session(core: &Core, user_id: &str, now: i64) -> Result<Secre
 }
 
 /// The live session behind a cookie value, with its user.
-pub async fn session(core: &Core, cookie: &str, now: i64) -> Result<Option<(SessionRow, UserRow)>, StoreError> {
+pub async fn session(
+    core: &Core,
+    cookie: &str,
+    now: i64,
+) -> Result<Option<(SessionRow, UserRow)>, StoreError> {
     if cookie.len() > 128 {
         return Ok(None);
     }
     let hash = hash_str(cookie);
     core.store
         .run(move |c| {
-            let Some(s) = sessions::live(c, &hash, now)? else { return Ok(None) };
+            let Some(s) = sessions::live(c, &hash, now)? else {
+                return Ok(None);
+            };
             Ok(users::by_id(c, &s.user_id)?.map(|u| (s, u)))
         })
         .await
@@ -121,7 +139,11 @@ mod tests {
         assert_eq!(wait_for(7, Some(100), 100), 4);
         assert_eq!(wait_for(7, Some(100), 103), 1);
         assert_eq!(wait_for(7, Some(100), 104), 0);
-        assert_eq!(wait_for(40, Some(100), 100), 300, "capped: the owner is never locked out for good");
+        assert_eq!(
+            wait_for(40, Some(100), 100),
+            300,
+            "capped: the owner is never locked out for good"
+        );
         assert_eq!(wait_for(40, Some(100), 400), 0);
     }
 }

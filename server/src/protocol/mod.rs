@@ -45,7 +45,13 @@ impl Core {
             .connect_timeout(std::time::Duration::from_secs(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Core { config: Arc::new(config), store, keys, http, jwks_cache: client_auth::JwksCache::default() }
+        Core {
+            config: Arc::new(config),
+            store,
+            keys,
+            http,
+            jwks_cache: client_auth::JwksCache::default(),
+        }
     }
 
     pub fn issuer(&self) -> &str {

@@ -15,18 +15,23 @@ const MAX_VALUE: usize = 16 * 1024;
 impl Params {
     /// Parse a urlencoded string. Repeated parameters are refused with `invalid_request`.
     pub fn parse(input: &[u8]) -> Result<Params, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(input)
-            .map_err(|_| OAuthError::invalid_request("the request body is not valid form encoding"))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(input).map_err(|_| {
+            OAuthError::invalid_request("the request body is not valid form encoding")
+        })?;
         if pairs.len() > MAX_PARAMS {
             return Err(OAuthError::invalid_request("too many parameters"));
         }
         let mut seen: Vec<&str> = Vec::with_capacity(pairs.len());
         for (k, v) in &pairs {
             if v.len() > MAX_VALUE {
-                return Err(OAuthError::invalid_request(format!("parameter `{k}` is too long")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{k}` is too long"
+                )));
             }
             if seen.contains(&k.as_str()) {
-                return Err(OAuthError::invalid_request(format!("parameter `{k}` is repeated")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{k}` is repeated"
+                )));
             }
             seen.push(k);
         }
@@ -35,7 +40,11 @@ impl Params {
 
     /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -44,7 +53,8 @@ impl Params {
 
     /// A required parameter.
     pub fn require(&self, key: &str) -> Result<&str, OAuthError> {
-        self.get(key).ok_or_else(|| OAuthError::invalid_request(format!("parameter `{key}` is missing")))
+        self.get(key)
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter `{key}` is missing")))
     }
 
     /// Back to urlencoded form (for carrying an authorization request through login and consent).

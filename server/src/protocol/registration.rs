@@ -29,19 +29,32 @@ fn uses_secret(method: &str) -> bool {
 
 /// Parse a registration request body. Every metadata type error is `invalid_client_metadata`.
 pub fn parse_metadata(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
     if !v.is_object() {
-        return Err(OAuthError::metadata("the request body must be a JSON object"));
+        return Err(OAuthError::metadata(
+            "the request body must be a JSON object",
+        ));
     }
     serde_json::from_value(v).map_err(|e| {
         let msg = e.to_string();
-        let msg = msg.split(" at line").next().unwrap_or("malformed metadata").to_string();
+        let msg = msg
+            .split(" at line")
+            .next()
+            .unwrap_or("malformed metadata")
+            .to_string();
         OAuthError::metadata(format!("malformed metadata: {msg}"))
     })
 }
 
 /// The RFC 7591 §3.2.1 response body for a client.
-fn client_json(core_issuer: &str, client: &ClientRow, metadata: &ClientMetadata, secret: Option<&Secret>, rat: Option<&Secret>) -> Value {
+fn client_json(
+    core_issuer: &str,
+    client: &ClientRow,
+    metadata: &ClientMetadata,
+    secret: Option<&Secret>,
+    rat: Option<&Secret>,
+) -> Value {
     let mut out: Map<String, Value> = match serde_json::to_value(metadata) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -58,7 +71,10 @@ fn client_json(core_issuer: &str, client: &ClientRow, metadata: &ClientMetadata,
         out.insert("registration_access_token".into(), json!(r.expose_secret()));
     }
     if client.registration_token_hash.is_some() {
-        out.insert("registration_client_uri".into(), json!(format!("{core_issuer}/register/{}", client.id)));
+        out.insert(
+            "registration_client_uri".into(),
+            json!(format!("{core_issuer}/register/{}", client.id)),
+        );
     }
     out.retain(|_, v| !v.is_null());
     Value::Object(out)
@@ -74,9 +90,13 @@ pub fn register_on(
     now: i64,
 ) -> Result<Value, OAuthError> {
     let metadata = validate_metadata(metadata, profile)?;
-    let method = metadata.token_endpoint_auth_method.clone().unwrap_or_default();
+    let method = metadata
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_default();
     let secret = uses_secret(&method).then(|| Secret::generate(SecretKind::ClientSecret));
-    let rat = (by == RegisteredBy::Dynamic).then(|| Secret::generate(SecretKind::RegistrationAccessToken));
+    let rat = (by == RegisteredBy::Dynamic)
+        .then(|| Secret::generate(SecretKind::RegistrationAccessToken));
     let row = ClientRow {
         id: random_b64(18),
         secret_hash: secret.as_ref().map(Secret::hash),
@@ -89,21 +109,41 @@ pub fn register_on(
         created_at: now,
     };
     client_repo::insert(conn, &row)?;
-    Ok(client_json(issuer, &row, &metadata, secret.as_ref(), rat.as_ref()))
+    Ok(client_json(
+        issuer,
+        &row,
+        &metadata,
+        secret.as_ref(),
+        rat.as_ref(),
+    ))
 }
 
 /// RFC 7591 §3: check the registration mode and the initial access token, if one is needed.
 pub async fn check_allowed(core: &Core, bearer: Option<&str>, now: i64) -> Result<(), OAuthError> {
     match core.config.registration_mode {
         RegistrationMode::Open => Ok(()),
-        RegistrationMode::Closed => Err(OAuthError::new(ErrorCode::AccessDenied, "dynamic client registration is closed on this server")),
+        RegistrationMode::Closed => Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "dynamic client registration is closed on this server",
+        )),
         RegistrationMode::Token => {
             let Some(t) = bearer else {
-                return Err(OAuthError::invalid_token("dynamic registration needs an initial access token"));
+                return Err(OAuthError::invalid_token(
+                    "dynamic registration needs an initial access token",
+                ));
             };
             let hash = hash_str(t);
-            let ok = core.store.run(move |c| session_repo::initial_access_token_valid(c, &hash, now)).await?;
-            if ok { Ok(()) } else { Err(OAuthError::invalid_token("the initial access token is invalid or expired")) }
+            let ok = core
+                .store
+                .run(move |c| session_repo::initial_access_token_valid(c, &hash, now))
+                .await?;
+            if ok {
+                Ok(())
+            } else {
+                Err(OAuthError::invalid_token(
+                    "the initial access token is invalid or expired",
+                ))
+            }
         }
     }
 }
@@ -113,20 +153,40 @@ pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuth
     let profile = core.config.profile;
     let issuer = core.config.issuer.clone();
     core.store
-        .run(move |c| Ok(register_on(c, profile, &issuer, metadata, RegisteredBy::Dynamic, now)))
+        .run(move |c| {
+            Ok(register_on(
+                c,
+                profile,
+                &issuer,
+                metadata,
+                RegisteredBy::Dynamic,
+                now,
+            ))
+        })
         .await?
 }
 
 /// RFC 7592 §2: the registration access token must match the client's; anything else (including
 /// an unknown client) is `invalid_token` (401), so the endpoint tells nothing about other clients.
-pub async fn authorize_management(core: &Core, client_id: &str, bearer: Option<&str>) -> Result<ClientRow, OAuthError> {
-    let denied = || OAuthError::invalid_token("the registration access token is invalid for this client");
-    let Some(token) = bearer else { return Err(denied()) };
+pub async fn authorize_management(
+    core: &Core,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<ClientRow, OAuthError> {
+    let denied =
+        || OAuthError::invalid_token("the registration access token is invalid for this client");
+    let Some(token) = bearer else {
+        return Err(denied());
+    };
     if client_id.len() > 256 {
         return Err(denied());
     }
     let id = client_id.to_string();
-    let row = core.store.run(move |c| client_repo::by_id(c, &id)).await?.ok_or_else(denied)?;
+    let row = core
+        .store
+        .run(move |c| client_repo::by_id(c, &id))
+        .await?
+        .ok_or_else(denied)?;
     match &row.registration_token_hash {
         Some(h) if ct_eq(hash_str(token).as_bytes(), h.as_bytes()) => Ok(row),
         _ => Err(denied()),
@@ -142,43 +202,73 @@ pub fn read(core: &Core, row: &ClientRow) -> Result<Value, OAuthError> {
 /// must be the current one; the token endpoint auth method cannot move between secret and
 /// non-secret methods (the secret is never re-issued here).
 pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, OAuthError> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
-    let obj = v.as_object().ok_or_else(|| OAuthError::metadata("the request body must be a JSON object"))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| OAuthError::metadata("the request body must be a JSON object"))?;
     if obj.get("client_id").and_then(Value::as_str) != Some(row.id.as_str()) {
-        return Err(OAuthError::invalid_request("`client_id` must be present and match the client"));
+        return Err(OAuthError::invalid_request(
+            "`client_id` must be present and match the client",
+        ));
     }
-    for forbidden in ["registration_access_token", "registration_client_uri", "client_id_issued_at", "client_secret_expires_at"] {
+    for forbidden in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+    ] {
         if obj.contains_key(forbidden) {
-            return Err(OAuthError::invalid_request(format!("`{forbidden}` must not be sent in an update")));
+            return Err(OAuthError::invalid_request(format!(
+                "`{forbidden}` must not be sent in an update"
+            )));
         }
     }
     if let Some(s) = obj.get("client_secret").and_then(Value::as_str) {
-        let ok = row.secret_hash.as_deref().is_some_and(|h| ct_eq(hash_str(s).as_bytes(), h.as_bytes()));
+        let ok = row
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| ct_eq(hash_str(s).as_bytes(), h.as_bytes()));
         if !ok {
-            return Err(OAuthError::invalid_request("`client_secret` does not match"));
+            return Err(OAuthError::invalid_request(
+                "`client_secret` does not match",
+            ));
         }
     }
     let metadata = parse_metadata(body)?;
     let metadata = validate_metadata(metadata, core.config.profile)?;
     let old = Client::from_row(row.clone())?;
-    let new_method = metadata.token_endpoint_auth_method.clone().unwrap_or_default();
+    let new_method = metadata
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_default();
     if uses_secret(&old.auth_method) != uses_secret(&new_method) {
-        return Err(OAuthError::metadata("the token endpoint auth method cannot change between secret and non-secret methods; register a new client"));
+        return Err(OAuthError::metadata(
+            "the token endpoint auth method cannot change between secret and non-secret methods; register a new client",
+        ));
     }
     let text = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
     let id = row.id.clone();
-    core.store.run(move |c| client_repo::update_metadata(c, &id, &text)).await?;
+    core.store
+        .run(move |c| client_repo::update_metadata(c, &id, &text))
+        .await?;
     Ok(client_json(core.issuer(), &row, &metadata, None, None))
 }
 
 pub async fn delete(core: &Core, row: ClientRow) -> Result<(), OAuthError> {
     let id = row.id;
-    core.store.run(move |c| client_repo::delete(c, &id).map(|_| ())).await?;
+    core.store
+        .run(move |c| client_repo::delete(c, &id).map(|_| ()))
+        .await?;
     Ok(())
 }
 
 /// Create an initial access token (shown once).
-pub fn create_initial_access_token(conn: &mut DbConn, expires_at: Option<i64>, now: i64) -> Result<Secret, StoreError> {
+pub fn create_initial_access_token(
+    conn: &mut DbConn,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<Secret, StoreError> {
     let secret = Secret::generate(SecretKind::InitialAccessToken);
     session_repo::insert_initial_access_token(conn, &secret.hash(), expires_at, now)?;
     Ok(secret)

@@ -10,15 +10,27 @@ use super::params::Params;
 use crate::secrets::Secret;
 use crate::store::grants;
 
-pub async fn revoke(core: &Core, params: &Params, authorization: Option<&str>, now: i64) -> Result<(), OAuthError> {
-    let presented = Presented { authorization, params, endpoint_url: core.config.url("/revoke") };
+pub async fn revoke(
+    core: &Core,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let presented = Presented {
+        authorization,
+        params,
+        endpoint_url: core.config.url("/revoke"),
+    };
     let caller = client_auth::authenticate(core, presented, now).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint") {
         if !["access_token", "refresh_token"].contains(&hint) {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedTokenType,
-                format!("token type `{}` cannot be revoked here", super::scope::sanitize(hint)),
+                format!(
+                    "token type `{}` cannot be revoked here",
+                    super::scope::sanitize(hint)
+                ),
             ));
         }
     }
@@ -26,7 +38,11 @@ pub async fn revoke(core: &Core, params: &Params, authorization: Option<&str>, n
 
     if token.split('.').count() == 3 {
         if let Ok((claims, _)) = core.keys.verify(token) {
-            if let Some(jti) = claims.get("jti").and_then(|v| v.as_str()).map(str::to_string) {
+            if let Some(jti) = claims
+                .get("jti")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+            {
                 core.store
                     .run(move |c| {
                         if let Some(row) = grants::access_token(c, &jti)? {

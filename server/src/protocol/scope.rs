@@ -11,7 +11,10 @@ pub fn parse(value: &str) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = vec![];
     for token in value.split(' ').filter(|t| !t.is_empty()) {
         if !valid_token(token) {
-            return Err(OAuthError::invalid_scope(format!("`{}` is not a valid scope token", sanitize(token))));
+            return Err(OAuthError::invalid_scope(format!(
+                "`{}` is not a valid scope token",
+                sanitize(token)
+            )));
         }
         if !out.iter().any(|t| t == token) {
             out.push(token.to_string());
@@ -23,7 +26,9 @@ pub fn parse(value: &str) -> Result<Vec<String>, OAuthError> {
 pub fn valid_token(token: &str) -> bool {
     !token.is_empty()
         && token.len() <= 256
-        && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 pub fn join(scopes: &[String]) -> String {
@@ -37,7 +42,10 @@ pub fn subset(wanted: &[String], have: &[String]) -> bool {
 
 /// Make user input safe to quote in an error description.
 pub fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').take(64).collect()
+    s.chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(64)
+        .collect()
 }
 
 #[cfg(test)]
@@ -46,7 +54,10 @@ mod tests {
 
     #[test]
     fn grammar() {
-        assert_eq!(parse("openid  profile openid").ok(), Some(vec!["openid".to_string(), "profile".to_string()]));
+        assert_eq!(
+            parse("openid  profile openid").ok(),
+            Some(vec!["openid".to_string(), "profile".to_string()])
+        );
         assert!(parse("a\"b").is_err());
         assert!(parse("a\\b").is_err());
         assert!(parse("é").is_err());

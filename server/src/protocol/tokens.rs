@@ -63,7 +63,11 @@ impl Minter {
     }
 
     /// Sign an access token and build its record.
-    pub fn mint_access(&self, spec: &AccessSpec<'_>, now: i64) -> Result<(String, AccessTokenRow), OAuthError> {
+    pub fn mint_access(
+        &self,
+        spec: &AccessSpec<'_>,
+        now: i64,
+    ) -> Result<(String, AccessTokenRow), OAuthError> {
         let jti = new_id();
         let exp = now + self.access_ttl as i64;
         let mut claims = Map::new();
@@ -95,7 +99,15 @@ impl Minter {
     }
 
     /// A new refresh token of a grant.
-    pub fn mint_refresh(&self, grant_id: &str, client_id: &str, user_id: &str, scope: &str, auth_time: i64, now: i64) -> (Secret, RefreshTokenRow) {
+    pub fn mint_refresh(
+        &self,
+        grant_id: &str,
+        client_id: &str,
+        user_id: &str,
+        scope: &str,
+        auth_time: i64,
+        now: i64,
+    ) -> (Secret, RefreshTokenRow) {
         let secret = Secret::generate(SecretKind::RefreshToken);
         let row = RefreshTokenRow {
             token_hash: secret.hash(),
@@ -113,7 +125,15 @@ impl Minter {
     }
 
     /// Sign an ID token (OpenID Connect Core §2). Claims beyond `sub` are served by userinfo.
-    pub fn mint_id_token(&self, sub: &str, client_id: &str, nonce: Option<&str>, auth_time: i64, access_token: &str, now: i64) -> Result<String, OAuthError> {
+    pub fn mint_id_token(
+        &self,
+        sub: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+        auth_time: i64,
+        access_token: &str,
+        now: i64,
+    ) -> Result<String, OAuthError> {
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
         claims.insert("sub".into(), json!(sub));
@@ -144,6 +164,9 @@ mod tests {
     #[test]
     fn at_hash_vector() {
         // OpenID Connect Core appendix A.3 example: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y".
-        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

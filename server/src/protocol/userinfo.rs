@@ -11,17 +11,26 @@ use crate::store::users;
 
 pub async fn userinfo(core: &Core, bearer: &str, now: i64) -> Result<Value, OAuthError> {
     let Some(token) = active_access_token(core, bearer, now).await? else {
-        return Err(OAuthError::invalid_token("the access token is invalid, expired or revoked"));
+        return Err(OAuthError::invalid_token(
+            "the access token is invalid, expired or revoked",
+        ));
     };
     let scopes: Vec<&str> = token.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
-        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the access token lacks the `openid` scope"));
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the access token lacks the `openid` scope",
+        ));
     }
     let Some(user_id) = token.user_id.clone() else {
-        return Err(OAuthError::invalid_token("the access token does not act for a user"));
+        return Err(OAuthError::invalid_token(
+            "the access token does not act for a user",
+        ));
     };
     let Some(user) = core.store.run(move |c| users::by_id(c, &user_id)).await? else {
-        return Err(OAuthError::invalid_token("the user of this access token no longer exists"));
+        return Err(OAuthError::invalid_token(
+            "the user of this access token no longer exists",
+        ));
     };
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));

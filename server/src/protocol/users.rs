@@ -1,8 +1,8 @@
 //! Local accounts: creation with validated fields and Argon2id password hashes (hashed off the
 //! async executor by the callers that run on it).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::secrets::{new_id, random_bytes};
 use crate::store::users::UserRow;
@@ -33,7 +33,11 @@ pub fn hash_password(password: &str) -> Result<String, UserError> {
 
 /// Constant-time verification against a stored PHC string.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A valid Argon2id hash of a random password, so an unknown username costs the same time as a
@@ -43,15 +47,27 @@ pub fn dummy_hash() -> String {
 }
 
 /// Validate and build a new user row (hashing the password).
-pub fn new_user(username: &str, email: &str, name: Option<&str>, email_verified: bool, password: &str, now: i64) -> Result<UserRow, UserError> {
+pub fn new_user(
+    username: &str,
+    email: &str,
+    name: Option<&str>,
+    email_verified: bool,
+    password: &str,
+    now: i64,
+) -> Result<UserRow, UserError> {
     if username.is_empty()
         || username.len() > 64
-        || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
     {
         return Err(UserError::Username);
     }
     let at = email.find('@');
-    if email.len() > 254 || at.is_none_or(|i| i == 0 || i + 1 >= email.len()) || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.len() > 254
+        || at.is_none_or(|i| i == 0 || i + 1 >= email.len())
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(UserError::Email);
     }
     if let Some(n) = name {
@@ -82,13 +98,29 @@ mod tests {
 
     #[test]
     fn validation_and_hashing() -> Result<(), UserError> {
-        let u = new_user("alice", "alice@example.org", Some("Alice"), true, "correct horse", 0)?;
+        let u = new_user(
+            "alice",
+            "alice@example.org",
+            Some("Alice"),
+            true,
+            "correct horse",
+            0,
+        )?;
         assert!(u.password_hash.starts_with("$argon2id$"));
         assert!(verify_password("correct horse", &u.password_hash));
         assert!(!verify_password("wrong horse", &u.password_hash));
-        assert_eq!(new_user("a b", "a@b.c", None, false, "password1", 0).err(), Some(UserError::Username));
-        assert_eq!(new_user("a", "nope", None, false, "password1", 0).err(), Some(UserError::Email));
-        assert_eq!(new_user("a", "a@b.c", None, false, "short", 0).err(), Some(UserError::Password));
+        assert_eq!(
+            new_user("a b", "a@b.c", None, false, "password1", 0).err(),
+            Some(UserError::Username)
+        );
+        assert_eq!(
+            new_user("a", "nope", None, false, "password1", 0).err(),
+            Some(UserError::Email)
+        );
+        assert_eq!(
+            new_user("a", "a@b.c", None, false, "short", 0).err(),
+            Some(UserError::Password)
+        );
         Ok(())
     }
 }

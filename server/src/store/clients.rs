@@ -27,7 +27,9 @@ pub fn insert(conn: &mut DbConn, row: &ClientRow) -> Result<(), StoreError> {
 }
 
 pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<ClientRow>, StoreError> {
-    Ok(with_conn!(conn, c => clients::table.find(id).select(ClientRow::as_select()).first(c).optional())?)
+    Ok(
+        with_conn!(conn, c => clients::table.find(id).select(ClientRow::as_select()).first(c).optional())?,
+    )
 }
 
 pub fn update_metadata(conn: &mut DbConn, id: &str, metadata: &str) -> Result<bool, StoreError> {

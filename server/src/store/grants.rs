@@ -10,9 +10,13 @@ use crate::{with_conn, with_tx};
 
 macro_rules! insert_issue {
     ($c:ident, $issue:expr) => {{
-        diesel::insert_into(access_tokens::table).values(&$issue.access).execute($c)?;
+        diesel::insert_into(access_tokens::table)
+            .values(&$issue.access)
+            .execute($c)?;
         if let Some(r) = &$issue.refresh {
-            diesel::insert_into(refresh_tokens::table).values(r).execute($c)?;
+            diesel::insert_into(refresh_tokens::table)
+                .values(r)
+                .execute($c)?;
         }
     }};
 }
@@ -204,7 +208,9 @@ pub fn revoke_grant(conn: &mut DbConn, grant: &str) -> Result<(), StoreError> {
 }
 
 pub fn access_token(conn: &mut DbConn, jti: &str) -> Result<Option<AccessTokenRow>, StoreError> {
-    Ok(with_conn!(conn, c => access_tokens::table.find(jti).select(AccessTokenRow::as_select()).first(c).optional())?)
+    Ok(
+        with_conn!(conn, c => access_tokens::table.find(jti).select(AccessTokenRow::as_select()).first(c).optional())?,
+    )
 }
 
 pub fn revoke_access_token(conn: &mut DbConn, jti: &str) -> Result<(), StoreError> {
@@ -213,7 +219,9 @@ pub fn revoke_access_token(conn: &mut DbConn, jti: &str) -> Result<(), StoreErro
 }
 
 pub fn refresh_token(conn: &mut DbConn, hash: &str) -> Result<Option<RefreshTokenRow>, StoreError> {
-    Ok(with_conn!(conn, c => refresh_tokens::table.find(hash).select(RefreshTokenRow::as_select()).first(c).optional())?)
+    Ok(
+        with_conn!(conn, c => refresh_tokens::table.find(hash).select(RefreshTokenRow::as_select()).first(c).optional())?,
+    )
 }
 
 /// The scopes a user has consented to for a client (space-separated), if any.
@@ -225,7 +233,13 @@ pub fn consent(conn: &mut DbConn, user: &str, client: &str) -> Result<Option<Str
         .optional())?)
 }
 
-pub fn save_consent(conn: &mut DbConn, user: &str, client: &str, scope: &str, now: i64) -> Result<(), StoreError> {
+pub fn save_consent(
+    conn: &mut DbConn,
+    user: &str,
+    client: &str,
+    scope: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     with_conn!(conn, c => diesel::insert_into(consents::table)
         .values((consents::user_id.eq(user), consents::client_id.eq(client), consents::scope.eq(scope), consents::updated_at.eq(now)))
         .on_conflict((consents::user_id, consents::client_id))

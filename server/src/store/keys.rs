@@ -30,7 +30,12 @@ pub fn all(conn: &mut DbConn) -> Result<Vec<KeyRow>, StoreError> {
 
 /// Insert a new current key and retire every other current key, keeping it published until
 /// `publish_until` (the longest lifetime of anything it signed).
-pub fn rotate_in(conn: &mut DbConn, row: &KeyRow, now: i64, publish_until: i64) -> Result<(), StoreError> {
+pub fn rotate_in(
+    conn: &mut DbConn,
+    row: &KeyRow,
+    now: i64,
+    publish_until: i64,
+) -> Result<(), StoreError> {
     with_tx!(conn, c => {
         diesel::update(signing_keys::table.filter(signing_keys::retired_at.is_null()))
             .set((signing_keys::retired_at.eq(Some(now)), signing_keys::publish_until.eq(Some(publish_until))))

@@ -30,8 +30,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/s
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
 /// Pragmas set on every pooled SQLite connection (see `../shared/dependencies.md`, pitfalls 2 and 3).
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// A connection to either backend.
 pub enum DbConn {
@@ -91,9 +90,10 @@ pub enum StoreError {
 /// Map a unique-constraint violation to [`StoreError::Conflict`].
 pub(crate) fn conflict_or(e: diesel::result::Error) -> StoreError {
     match e {
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-            StoreError::Conflict
-        }
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => StoreError::Conflict,
         other => StoreError::Db(other),
     }
 }
@@ -116,8 +116,10 @@ fn connect(url: &DatabaseUrl) -> Result<DbConn, ConnectError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             let path = path.to_string_lossy();
-            let mut c = SqliteConnection::establish(&path).map_err(|e| ConnectError(format!("SQLite `{path}`: {e}")))?;
-            c.batch_execute(SQLITE_PRAGMAS).map_err(|e| ConnectError(format!("SQLite pragmas: {e}")))?;
+            let mut c = SqliteConnection::establish(&path)
+                .map_err(|e| ConnectError(format!("SQLite `{path}`: {e}")))?;
+            c.batch_execute(SQLITE_PRAGMAS)
+                .map_err(|e| ConnectError(format!("SQLite pragmas: {e}")))?;
             Ok(DbConn::Sqlite(c))
         }
         DatabaseUrl::Postgres(u) => PgConnection::establish(u)
@@ -155,7 +157,10 @@ impl Store {
         if let DatabaseUrl::Sqlite(path) = url {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 if !dir.exists() {
-                    return Err(StoreError::Connect(format!("the directory `{}` does not exist", dir.display())));
+                    return Err(StoreError::Connect(format!(
+                        "the directory `{}` does not exist",
+                        dir.display()
+                    )));
                 }
             }
         }
@@ -181,10 +186,17 @@ impl Store {
 
     /// Apply pending migrations of this backend's folder; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         let applied = match &mut *conn {
-            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
-            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
+            DbConn::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            DbConn::Pg(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
     }
@@ -205,13 +217,20 @@ impl Store {
     }
 
     /// The same, synchronously (CLI commands).
-    pub fn run_sync<T>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+    pub fn run_sync<T>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         f(&mut conn)
     }
 
     /// Readiness: a round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|c| with_conn!(c, c => c.batch_execute("SELECT 1")).map_err(StoreError::from)).await
+        self.run(|c| with_conn!(c, c => c.batch_execute("SELECT 1")).map_err(StoreError::from))
+            .await
     }
 }

@@ -39,7 +39,12 @@ pub fn delete(conn: &mut DbConn, id_hash: &str) -> Result<(), StoreError> {
 
 /// Record a `jti` once: `Ok(false)` when it was seen before (a replay). One insert against the
 /// primary key, so it holds across instances.
-pub fn use_jti(conn: &mut DbConn, issuer: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+pub fn use_jti(
+    conn: &mut DbConn,
+    issuer: &str,
+    jti: &str,
+    expires_at: i64,
+) -> Result<bool, StoreError> {
     let r = with_conn!(conn, c => diesel::insert_into(used_jtis::table)
         .values((used_jtis::issuer.eq(issuer), used_jtis::jti.eq(jti), used_jtis::expires_at.eq(expires_at)))
         .execute(c));
@@ -50,7 +55,12 @@ pub fn use_jti(conn: &mut DbConn, issuer: &str, jti: &str, expires_at: i64) -> R
     }
 }
 
-pub fn insert_initial_access_token(conn: &mut DbConn, hash: &str, expires_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+pub fn insert_initial_access_token(
+    conn: &mut DbConn,
+    hash: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
     with_conn!(conn, c => diesel::insert_into(initial_access_tokens::table)
         .values((
             initial_access_tokens::token_hash.eq(hash),
@@ -62,7 +72,11 @@ pub fn insert_initial_access_token(conn: &mut DbConn, hash: &str, expires_at: Op
     .map_err(conflict_or)
 }
 
-pub fn initial_access_token_valid(conn: &mut DbConn, hash: &str, now: i64) -> Result<bool, StoreError> {
+pub fn initial_access_token_valid(
+    conn: &mut DbConn,
+    hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
     let row: Option<Option<i64>> = with_conn!(conn, c => initial_access_tokens::table
         .find(hash)
         .select(initial_access_tokens::expires_at)

@@ -37,7 +37,9 @@ pub fn by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>,
 }
 
 pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(with_conn!(conn, c => users::table.find(id).select(UserRow::as_select()).first(c).optional())?)
+    Ok(
+        with_conn!(conn, c => users::table.find(id).select(UserRow::as_select()).first(c).optional())?,
+    )
 }
 
 pub fn record_failed_login(conn: &mut DbConn, id: &str, now: i64) -> Result<(), StoreError> {

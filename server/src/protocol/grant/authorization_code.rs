@@ -14,23 +14,33 @@ use crate::store::grants::{self, Issue, Redeemed};
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 pub fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// RFC 7636 §4.2: `BASE64URL(SHA256(ASCII(code_verifier)))`.
 pub fn s256(verifier: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
-pub async fn exchange(core: &Core, auth: &Authenticated, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    core: &Core,
+    auth: &Authenticated,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let code = Secret::new(params.require("code")?);
     let redirect_uri = params.get("redirect_uri").map(str::to_string);
     let verifier = params.get("code_verifier").map(str::to_string);
     if let Some(v) = &verifier {
         if !valid_verifier(v) {
-            return Err(OAuthError::invalid_grant("`code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1)"));
+            return Err(OAuthError::invalid_grant(
+                "`code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1)",
+            ));
         }
     }
     let hash = code.hash();
@@ -41,8 +51,8 @@ pub async fn exchange(core: &Core, auth: &Authenticated, params: &Params, now: i
     let owner: Option<String> = core
         .store
         .run(move |c| {
-            use diesel::prelude::*;
             use crate::store::schema::auth_codes;
+            use diesel::prelude::*;
             Ok(crate::with_conn!(c, c => auth_codes::table
                 .find(&peek_hash)
                 .select(auth_codes::client_id)
@@ -52,7 +62,11 @@ pub async fn exchange(core: &Core, auth: &Authenticated, params: &Params, now: i
         .await?;
     match owner {
         Some(o) if o == auth.client.id => {}
-        _ => return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or was issued to another client")),
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid, expired or was issued to another client",
+            ));
+        }
     }
 
     let minter = Minter::from_core(core);
@@ -122,9 +136,13 @@ pub async fn exchange(core: &Core, auth: &Authenticated, params: &Params, now: i
         Redeemed::Fresh(r) => r,
         Redeemed::Replayed => {
             tracing::warn!(client_id = %auth.client.id, "authorization code replayed; the tokens it issued are revoked");
-            Err(OAuthError::invalid_grant("the authorization code was already used; the tokens it issued are revoked"))
+            Err(OAuthError::invalid_grant(
+                "the authorization code was already used; the tokens it issued are revoked",
+            ))
         }
-        Redeemed::Unknown => Err(OAuthError::invalid_grant("the authorization code is invalid or expired")),
+        Redeemed::Unknown => Err(OAuthError::invalid_grant(
+            "the authorization code is invalid or expired",
+        )),
     }
 }
 

@@ -11,32 +11,62 @@ use super::super::tokens::{AccessSpec, Minter, TokenResponse};
 use crate::store::grants;
 
 /// Scopes that need a user (an owner) and so never come from this grant.
-const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "uma_protection"];
+const USER_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "uma_protection",
+];
 
-pub async fn issue(core: &Core, auth: &Authenticated, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+pub async fn issue(
+    core: &Core,
+    auth: &Authenticated,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let client = &auth.client;
     if client.is_public() {
-        return Err(OAuthError::unauthorized_client("public clients cannot use the `client_credentials` grant"));
+        return Err(OAuthError::unauthorized_client(
+            "public clients cannot use the `client_credentials` grant",
+        ));
     }
     let requested = scope::parse(params.get("scope").unwrap_or(""))?;
     if let Some(s) = requested.iter().find(|s| USER_SCOPES.contains(&s.as_str())) {
-        return Err(OAuthError::invalid_scope(format!("scope `{s}` needs a user and cannot be granted to a client acting for itself")));
+        return Err(OAuthError::invalid_scope(format!(
+            "scope `{s}` needs a user and cannot be granted to a client acting for itself"
+        )));
     }
     let granted: Vec<String> = if requested.is_empty() {
-        client.scopes.iter().filter(|s| !USER_SCOPES.contains(&s.as_str())).cloned().collect()
+        client
+            .scopes
+            .iter()
+            .filter(|s| !USER_SCOPES.contains(&s.as_str()))
+            .cloned()
+            .collect()
     } else {
         if let Some(s) = requested.iter().find(|s| !client.scopes.contains(s)) {
-            return Err(OAuthError::invalid_scope(format!("scope `{s}` is not registered for this client")));
+            return Err(OAuthError::invalid_scope(format!(
+                "scope `{s}` is not registered for this client"
+            )));
         }
         requested
     };
     let scope_str = scope::join(&granted);
     let minter = Minter::from_core(core);
     let (token, row) = minter.mint_access(
-        &AccessSpec { client_id: &client.id, user_id: None, scope: &scope_str, grant_id: None, auth_time: None },
+        &AccessSpec {
+            client_id: &client.id,
+            user_id: None,
+            scope: &scope_str,
+            grant_id: None,
+            auth_time: None,
+        },
         now,
     )?;
-    core.store.run(move |c| grants::insert_access_token(c, &row)).await?;
+    core.store
+        .run(move |c| grants::insert_access_token(c, &row))
+        .await?;
     Ok(TokenResponse {
         access_token: token,
         token_type: "Bearer",

@@ -13,16 +13,28 @@ use super::params::Params;
 use super::tokens::TokenResponse;
 
 /// Handle a token request whose body has been parsed.
-pub async fn token(core: &Core, params: &Params, authorization: Option<&str>, now: i64) -> Result<TokenResponse, OAuthError> {
+pub async fn token(
+    core: &Core,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
     let known = ["authorization_code", "refresh_token", "client_credentials"];
     if !known.contains(&grant_type) || !core.config.profile.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            format!("grant type `{}` is not supported", super::scope::sanitize(grant_type)),
+            format!(
+                "grant type `{}` is not supported",
+                super::scope::sanitize(grant_type)
+            ),
         ));
     }
-    let presented = Presented { authorization, params, endpoint_url: core.config.url("/token") };
+    let presented = Presented {
+        authorization,
+        params,
+        endpoint_url: core.config.url("/token"),
+    };
     let client = client_auth::authenticate(core, presented, now).await?;
     if !client.client.allows_grant(grant_type) {
         return Err(OAuthError::unauthorized_client(format!(

@@ -12,7 +12,12 @@ use super::super::tokens::{AccessSpec, Minter, TokenResponse};
 use crate::secrets::Secret;
 use crate::store::grants::{self, Issue, Redeemed};
 
-pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+pub async fn refresh(
+    core: &Core,
+    auth: &Authenticated,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let token = Secret::new(params.require("refresh_token")?);
     let requested = match params.get("scope") {
         Some(s) => Some(scope::parse(s)?),
@@ -20,10 +25,17 @@ pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i6
     };
     let hash = token.hash();
     let peek = hash.clone();
-    let row = core.store.run(move |c| grants::refresh_token(c, &peek)).await?;
+    let row = core
+        .store
+        .run(move |c| grants::refresh_token(c, &peek))
+        .await?;
     match row {
         Some(r) if r.client_id == auth.client.id => {}
-        _ => return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or was issued to another client")),
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is invalid, expired or was issued to another client",
+            ));
+        }
     }
 
     let minter = Minter::from_core(core);
@@ -35,7 +47,9 @@ pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i6
                 let granted = match requested {
                     Some(req) if !req.is_empty() => {
                         if let Some(s) = req.iter().find(|s| !original.contains(s)) {
-                            return Err(OAuthError::invalid_scope(format!("scope `{s}` was not granted originally")));
+                            return Err(OAuthError::invalid_scope(format!(
+                                "scope `{s}` was not granted originally"
+                            )));
                         }
                         req
                     }
@@ -53,12 +67,26 @@ pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i6
                     now,
                 )?;
                 let id_token = if granted.iter().any(|s| s == "openid") {
-                    Some(minter.mint_id_token(&row.user_id, &row.client_id, None, row.auth_time, &access, now)?)
+                    Some(minter.mint_id_token(
+                        &row.user_id,
+                        &row.client_id,
+                        None,
+                        row.auth_time,
+                        &access,
+                        now,
+                    )?)
                 } else {
                     None
                 };
                 // The new refresh token keeps the originally granted scope (RFC 6749 §6).
-                let (secret, refresh_row) = minter.mint_refresh(&row.grant_id, &row.client_id, &row.user_id, &row.scope, row.auth_time, now);
+                let (secret, refresh_row) = minter.mint_refresh(
+                    &row.grant_id,
+                    &row.client_id,
+                    &row.user_id,
+                    &row.scope,
+                    row.auth_time,
+                    now,
+                );
                 let response = TokenResponse {
                     access_token: access,
                     token_type: "Bearer",
@@ -67,7 +95,13 @@ pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i6
                     id_token,
                     scope: scope_str,
                 };
-                Ok((Issue { access: access_row, refresh: Some(refresh_row) }, response))
+                Ok((
+                    Issue {
+                        access: access_row,
+                        refresh: Some(refresh_row),
+                    },
+                    response,
+                ))
             })
         })
         .await?;
@@ -75,8 +109,12 @@ pub async fn refresh(core: &Core, auth: &Authenticated, params: &Params, now: i6
         Redeemed::Fresh(r) => r,
         Redeemed::Replayed => {
             tracing::warn!(client_id = %auth.client.id, "rotated refresh token reused; its family is revoked");
-            Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"))
+            Err(OAuthError::invalid_grant(
+                "the refresh token was already used; every token of this grant is revoked",
+            ))
         }
-        Redeemed::Unknown => Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")),
+        Redeemed::Unknown => Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        )),
     }
 }

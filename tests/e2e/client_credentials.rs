@@ -1,0 +1,201 @@
+//! The client credentials grant with each client authentication method, and introspection and
+//! revocation of what it issues (RFC 6749 §4.4, RFC 7662, RFC 7009, RFC 9068).
+
+use custodia_tests::*;
+use serde_json::{Value, json};
+
+both!(basic_post_and_introspection, |srv| {
+    let c = srv.service_client().await;
+    let (s, t) = token_request(
+        &srv,
+        &c,
+        &[("grant_type", "client_credentials"), ("scope", "api:read")],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["scope"], "api:read");
+    assert!(
+        t.get("refresh_token").is_none(),
+        "no refresh token for client credentials"
+    );
+    let at = t["access_token"].as_str().unwrap_or_default().to_string();
+
+    // CORE-10: an RFC 9068 JWT with typ at+jwt and the required claims, verifiable with the JWKS.
+    let header = josekit::jwt::decode_header(&at).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(header.claim("typ").and_then(Value::as_str), Some("at+jwt"));
+    let jwks: Value = http()
+        .get(srv.url("/jwks"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let kid = header
+        .claim("kid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["kid"] == kid))
+        .cloned()
+        .unwrap_or_else(|| panic!("kid not in JWKS"));
+    let jwk = josekit::jwk::Jwk::from_map(key.as_object().cloned().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let verifier = josekit::jws::RS256
+        .verifier_from_jwk(&jwk)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (payload, _) = josekit::jwt::decode_with_verifier(&at, &verifier)
+        .unwrap_or_else(|e| panic!("signature: {e}"));
+    for claim in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+        assert!(payload.claim(claim).is_some(), "claim {claim}");
+    }
+    assert_eq!(
+        payload.claim("sub").and_then(Value::as_str),
+        Some(c.id.as_str()),
+        "BCP-27: client-only token names the client"
+    );
+
+    // A client must use the method it registered.
+    let r = http()
+        .post(srv.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.id.as_str()),
+            ("client_secret", c.secret.as_deref().unwrap_or("")),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "a client registered for client_secret_basic cannot use client_secret_post"
+    );
+
+    let i = introspect(&srv, &c, &at).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], c.id.as_str());
+    assert_eq!(i["scope"], "api:read");
+
+    // Another client cannot see it (foreign token): active false, nothing else.
+    let other = srv.service_client().await;
+    assert_eq!(
+        introspect(&srv, &other, &at).await,
+        json!({"active": false})
+    );
+    // Unknown, malformed and foreign-issuer tokens: active false.
+    for junk in ["nope", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"] {
+        assert_eq!(
+            introspect(&srv, &c, junk).await,
+            json!({"active": false}),
+            "{junk}"
+        );
+    }
+    // Another client's revocation attempt leaves it alone (RFC 7009 §2.1).
+    let r = http()
+        .post(srv.url("/revoke"))
+        .basic_auth(&other.id, other.secret.as_deref())
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(introspect(&srv, &c, &at).await["active"], true);
+    let r = http()
+        .post(srv.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(introspect(&srv, &c, &at).await, json!({"active": false}));
+
+    // Introspection and revocation need an authenticated caller (CORE-07).
+    let r = http()
+        .post(srv.url("/introspect"))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http()
+        .post(srv.url("/revoke"))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http()
+        .post(srv.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", "x"), ("token_type_hint", "pct")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http()
+        .post(srv.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", "unknown-token")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "CORE-06: unknown tokens answer 200"
+    );
+});
+
+both!(client_secret_post_and_expiry, ["CUSTODIA_ACCESS_TOKEN_TTL" => "1"], |srv| {
+    let v = srv.add_client(json!({"grant_types": ["client_credentials"], "scope": "api:read", "token_endpoint_auth_method": "client_secret_post"})).await;
+    let c = TestClient::from_json(&v);
+    let r = http()
+        .post(srv.url("/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", c.id.as_str()), ("client_secret", c.secret.as_deref().unwrap_or(""))])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    let t: Value = r.json().await.unwrap_or_default();
+    let at = t["access_token"].as_str().unwrap_or_default().to_string();
+    // Basic is refused for a client_secret_post client.
+    let (s, e) = token_request(&srv, &c, &[("grant_type", "client_credentials")]).await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")));
+    // Expired tokens are inactive (introspecting with client_secret_post).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = http()
+        .post(srv.url("/introspect"))
+        .form(&[("token", at.as_str()), ("client_id", c.id.as_str()), ("client_secret", c.secret.as_deref().unwrap_or(""))])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.json::<Value>().await.unwrap_or_default(), json!({"active": false}));
+});
+
+both!(
+    public_clients_cannot_use_client_credentials_or_introspect,
+    |srv| {
+        let v = srv.add_client(json!({"redirect_uris": ["https://spa.example/cb"], "token_endpoint_auth_method": "none", "scope": "openid"})).await;
+        let id = v["client_id"].as_str().unwrap_or_default();
+        let r = http()
+            .post(srv.url("/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", id)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), 400);
+        let e: Value = r.json().await.unwrap_or_default();
+        assert_eq!(e["error"], "unauthorized_client");
+        let r = http()
+            .post(srv.url("/introspect"))
+            .form(&[("token", "x"), ("client_id", id)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), 401);
+    }
+);

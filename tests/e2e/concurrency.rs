@@ -1,0 +1,88 @@
+//! Single-use things stay single-use under concurrency: 20 tasks redeem the same code (or refresh
+//! token) at once; exactly one succeeds, and — the others being replays — the tokens it got are
+//! then revoked (BCP-11, BCP-15).
+
+use custodia_tests::*;
+use futures_util::future::join_all;
+
+const PW: &str = "correct horse battery";
+
+both!(code_redeemed_by_20_tasks_at_once, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(
+        &srv,
+        &client,
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "openid offline_access"),
+        ],
+        "alice",
+        PW,
+    )
+    .await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    let attempts = (0..20).map(|_| {
+        let (srv, client, code, verifier) = (&srv, &client, code.clone(), verifier.clone());
+        async move {
+            token_request(
+                srv,
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "https://client.example/cb"),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    });
+    let results = join_all(attempts).await;
+    let ok: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one redemption succeeds: {results:?}");
+    for (s, v) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*s, v["error"].as_str()), (400, Some("invalid_grant")));
+    }
+    let winner = &ok[0].1;
+    for t in ["access_token", "refresh_token"] {
+        let tok = winner[t].as_str().unwrap_or_default();
+        assert_eq!(
+            introspect(&srv, &client, tok).await["active"],
+            false,
+            "{t} of the winner is revoked by the replays"
+        );
+    }
+});
+
+both!(refresh_token_used_by_20_tasks_at_once, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let t = code_flow_tokens(&srv, &client, "alice", PW, "openid offline_access").await;
+    let rt = t["refresh_token"].as_str().unwrap_or_default().to_string();
+    let attempts = (0..20).map(|_| {
+        let (srv, client, rt) = (&srv, &client, rt.clone());
+        async move {
+            token_request(
+                srv,
+                client,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await
+        }
+    });
+    let results = join_all(attempts).await;
+    let ok: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one rotation succeeds: {results:?}");
+    let winner = &ok[0].1;
+    for t in ["access_token", "refresh_token"] {
+        let tok = winner[t].as_str().unwrap_or_default();
+        assert_eq!(
+            introspect(&srv, &client, tok).await["active"],
+            false,
+            "{t} of the winner is revoked by the reuse"
+        );
+    }
+});

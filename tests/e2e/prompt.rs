@@ -1,0 +1,143 @@
+//! `prompt`, `max_age` and remembered consent (OpenID Connect Core §3.1.2.1, §3.1.2.6).
+
+use custodia_tests::*;
+
+const PW: &str = "correct horse battery";
+
+both!(prompt_none_without_session_is_login_required, |srv| {
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let l = open(
+        &browser(),
+        &authorize_url(
+            &srv,
+            &client,
+            &[
+                ("prompt", "none"),
+                ("state", "s1"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+    )
+    .await;
+    let q = query(l.redirect());
+    assert_eq!(q.get("error").map(String::as_str), Some("login_required"));
+    assert_eq!(q.get("state").map(String::as_str), Some("s1"));
+    assert_eq!(q.get("iss"), Some(&srv.base));
+});
+
+both!(session_consent_and_prompts, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let pk = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let b = browser();
+    // First time: login, consent.
+    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    let (_, page) = l.page();
+    let c = submit_login(&b, &srv, page, "alice", PW).await;
+    let (_, cpage) = c.page();
+    assert!(
+        cpage.contains("Test App"),
+        "the consent page names the client"
+    );
+    let done = submit_consent(&b, &srv, cpage, "allow").await;
+    assert!(query(done.redirect()).contains_key("code"));
+
+    // Second time: the session and the remembered consent give a code at once.
+    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    assert!(
+        query(l.redirect()).contains_key("code"),
+        "no login or consent the second time"
+    );
+    // prompt=none works silently now.
+    let mut with_none = pk.to_vec();
+    with_none.push(("prompt", "none"));
+    let l = open(&b, &authorize_url(&srv, &client, &with_none)).await;
+    assert!(query(l.redirect()).contains_key("code"));
+    // A wider scope needs consent again; prompt=none then says consent_required.
+    let mut wider = with_none.clone();
+    wider.push(("scope", "openid profile email offline_access"));
+    let l = open(&b, &authorize_url(&srv, &client, &wider)).await;
+    assert_eq!(
+        query(l.redirect()).get("error").map(String::as_str),
+        Some("consent_required")
+    );
+    // prompt=consent forces the consent page.
+    let mut consent = pk.to_vec();
+    consent.push(("prompt", "consent"));
+    let l = open(&b, &authorize_url(&srv, &client, &consent)).await;
+    assert!(l.page().1.contains("name=\"decision\""));
+    // prompt=login forces the login page, and logging in again then proceeds.
+    let mut login = pk.to_vec();
+    login.push(("prompt", "login"));
+    let l = open(&b, &authorize_url(&srv, &client, &login)).await;
+    let (_, page) = l.page();
+    assert!(page.contains("name=\"password\""));
+    let after = submit_login(&b, &srv, page, "alice", PW).await;
+    assert!(
+        query(after.redirect()).contains_key("code"),
+        "fresh login satisfies prompt=login"
+    );
+    // max_age=0 after a second: login again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut max_age = pk.to_vec();
+    max_age.push(("max_age", "0"));
+    let l = open(&b, &authorize_url(&srv, &client, &max_age)).await;
+    assert!(l.page().1.contains("name=\"password\""));
+    // prompt=none combined with login is invalid.
+    let mut bad = pk.to_vec();
+    bad.push(("prompt", "none login"));
+    assert_eq!(
+        open(&b, &authorize_url(&srv, &client, &bad)).await.page().0,
+        400
+    );
+});
+
+both!(nonce_and_auth_time_in_the_id_token, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(
+        &srv,
+        &client,
+        &[
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+        "alice",
+        PW,
+    )
+    .await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    let (_, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let id = t["id_token"].as_str().unwrap_or_default();
+    let claims = srv
+        .core
+        .keys
+        .verify(id)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .0;
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["aud"], client.id.as_str());
+    assert!(
+        claims["auth_time"]
+            .as_i64()
+            .is_some_and(|t| t <= custodia_server::now())
+    );
+});
