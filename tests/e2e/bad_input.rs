@@ -23,10 +23,13 @@ async fn post_raw(
     (s, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A row: content type, body, Basic credentials, expected status and error code.
+type Case<'a> = (&'a str, Vec<u8>, Option<&'a TestClient>, u16, &'a str);
+
 both!(token_endpoint_bad_input_table, |srv| {
     let c = srv.service_client().await;
     let form = "application/x-www-form-urlencoded";
-    let cases: Vec<(&str, Vec<u8>, Option<&TestClient>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             form,
             b"grant_type=password&username=a&password=b".to_vec(),

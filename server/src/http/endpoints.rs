@@ -30,11 +30,9 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
+        && len > limit {
             return Err(too_large());
         }
-    }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -85,21 +83,25 @@ fn peer(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Rate limits of the token-like endpoints: per source address, then per claimed client.
-fn limit(state: &AppState, req: &HttpRequest, params: Option<&Params>) -> Result<(), HttpResponse> {
-    state
-        .limits
-        .token(format!("ip:{}", peer(req)))
-        .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
-    if let Some(p) = params {
-        if let Some(id) = client_auth::claimed_client_id(authorization(req), p) {
-            state
-                .limits
-                .token(format!("client:{id}"))
-                .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
-        }
+/// Rate limit of the token-like endpoints by source address.
+fn limit_source(state: &AppState, req: &HttpRequest) -> Result<(), OAuthError> {
+    state.limits.token(format!("ip:{}", peer(req))).map_err(OAuthError::slow_down)
+}
+
+/// Rate limit of the token-like endpoints by the client a request names.
+fn limit_client(state: &AppState, req: &HttpRequest, params: &Params) -> Result<(), OAuthError> {
+    match client_auth::claimed_client_id(authorization(req), params) {
+        Some(id) => state.limits.token(format!("client:{id}")).map_err(OAuthError::slow_down),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Source limit, form, client limit: what the token, introspection and revocation endpoints share.
+async fn limited_form(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Params, HttpResponse> {
+    limit_source(state, req).map_err(|e| error::oauth(&e))?;
+    let params = read_form(req, payload, state).await?;
+    limit_client(state, req, &params).map_err(|e| error::oauth(&e))?;
+    Ok(params)
 }
 
 fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
@@ -128,30 +130,14 @@ pub async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(r) = limit(&state, &req, None) {
-        return r;
-    }
-    let params = match read_form(&req, payload, &state).await {
+    let params = match limited_form(&req, payload, &state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = limit_client(&state, &req, &params) {
-        return r;
-    }
     match grant::token(&state.core, &params, authorization(&req), crate::now()).await {
         Ok(t) => no_store_json(StatusCode::OK, &t),
         Err(e) => error::oauth(&e),
     }
-}
-
-fn limit_client(state: &AppState, req: &HttpRequest, params: &Params) -> Result<(), HttpResponse> {
-    if let Some(id) = client_auth::claimed_client_id(authorization(req), params) {
-        state
-            .limits
-            .token(format!("client:{id}"))
-            .map_err(|s| error::oauth(&OAuthError::slow_down(s)))?;
-    }
-    Ok(())
 }
 
 /// RFC 7662.
@@ -160,10 +146,7 @@ pub async fn introspect(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(r) = limit(&state, &req, None) {
-        return r;
-    }
-    let params = match read_form(&req, payload, &state).await {
+    let params = match limited_form(&req, payload, &state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -179,10 +162,7 @@ pub async fn revoke(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(r) = limit(&state, &req, None) {
-        return r;
-    }
-    let params = match read_form(&req, payload, &state).await {
+    let params = match limited_form(&req, payload, &state).await {
         Ok(p) => p,
         Err(r) => return r,
     };

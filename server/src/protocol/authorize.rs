@@ -115,14 +115,13 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
             ));
         }
     }
-    if let Some(m) = raw.get("response_mode") {
-        if m != "query" {
+    if let Some(m) = raw.get("response_mode")
+        && m != "query" {
             return Err(page_err(
                 ErrorCode::InvalidRequest,
                 "only `response_mode=query` is supported",
             ));
         }
-    }
     if !client.allows_grant("authorization_code") {
         return Err(page_err(
             ErrorCode::UnauthorizedClient,
@@ -158,18 +157,17 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
             challenge.is_some(),
         )
         .map_err(|v| page_err(ErrorCode::InvalidRequest, v.description))?;
-    if let Some(c) = challenge {
-        if c.len() != 43
+    if let Some(c) = challenge
+        && (c.len() != 43
             || !c
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         {
             return Err(page_err(
                 ErrorCode::InvalidRequest,
                 "`code_challenge` must be a base64url SHA-256 (43 characters)",
             ));
         }
-    }
 
     let mut prompt = Prompt::default();
     if let Some(p) = raw.get("prompt") {

@@ -69,11 +69,10 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 
 /// The client id a request names, without authenticating (for rate limiting).
 pub fn claimed_client_id(authorization: Option<&str>, params: &Params) -> Option<String> {
-    if let Some(h) = authorization {
-        if let Ok((id, _)) = parse_basic(h) {
+    if let Some(h) = authorization
+        && let Ok((id, _)) = parse_basic(h) {
             return Some(id);
         }
-    }
     params.get("client_id").map(str::to_string)
 }
 
@@ -267,16 +266,14 @@ async fn private_key_jwt(
     if exp > now + 600 {
         return Err(bad("`exp` is more than 10 minutes away"));
     }
-    if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
-        if iat > now + 60 {
+    if let Some(iat) = claims.get("iat").and_then(Value::as_i64)
+        && iat > now + 60 {
             return Err(bad("`iat` is in the future"));
         }
-    }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf > now + 60 {
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
+        && nbf > now + 60 {
             return Err(bad("not yet valid"));
         }
-    }
     let jti = s("jti").ok_or_else(|| bad("no `jti`"))?.to_string();
     if jti.len() > 256 {
         return Err(bad("`jti` is too long"));
@@ -311,16 +308,14 @@ fn verify_with(
     let keys = jwks.get("keys")?.as_array()?;
     for k in keys {
         let map = k.as_object()?;
-        if let (Some(want), Some(have)) = (kid, map.get("kid").and_then(Value::as_str)) {
-            if want != have {
+        if let (Some(want), Some(have)) = (kid, map.get("kid").and_then(Value::as_str))
+            && want != have {
                 continue;
             }
-        }
-        if let Some(a) = map.get("alg").and_then(Value::as_str) {
-            if a != alg {
+        if let Some(a) = map.get("alg").and_then(Value::as_str)
+            && a != alg {
                 continue;
             }
-        }
         let Ok(jwk) = Jwk::from_map(map.clone()) else {
             continue;
         };

@@ -251,21 +251,19 @@ pub fn validate_metadata(
         ("software_id", &m.software_id),
         ("software_version", &m.software_version),
     ] {
-        if let Some(t) = v {
-            if t.chars().count() > MAX_TEXT || t.chars().any(char::is_control) {
+        if let Some(t) = v
+            && (t.chars().count() > MAX_TEXT || t.chars().any(char::is_control)) {
                 return Err(OAuthError::metadata(format!(
                     "`{name}` must be at most {MAX_TEXT} printable characters"
                 )));
             }
-        }
     }
-    if let Some(c) = &m.contacts {
-        if c.len() > 10 || c.iter().any(|x| x.len() > 254) {
+    if let Some(c) = &m.contacts
+        && (c.len() > 10 || c.iter().any(|x| x.len() > 254)) {
             return Err(OAuthError::metadata(
                 "`contacts` must hold at most 10 addresses",
             ));
         }
-    }
 
     let default_scope = if has_code {
         scope::OIDC_SCOPES.join(" ")

@@ -49,10 +49,9 @@ pub fn metadata(core: &Core) -> Value {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
     });
-    if c.registration_mode != RegistrationMode::Closed {
-        if let Some(o) = m.as_object_mut() {
+    if c.registration_mode != RegistrationMode::Closed
+        && let Some(o) = m.as_object_mut() {
             o.insert("registration_endpoint".into(), json!(c.url("/register")));
         }
-    }
     m
 }

@@ -23,8 +23,8 @@ pub async fn revoke(
     };
     let caller = client_auth::authenticate(core, presented, now).await?;
     let token = params.require("token")?;
-    if let Some(hint) = params.get("token_type_hint") {
-        if !["access_token", "refresh_token"].contains(&hint) {
+    if let Some(hint) = params.get("token_type_hint")
+        && !["access_token", "refresh_token"].contains(&hint) {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedTokenType,
                 format!(
@@ -33,39 +33,35 @@ pub async fn revoke(
                 ),
             ));
         }
-    }
     let caller_id = caller.client.id.clone();
 
     if token.split('.').count() == 3 {
-        if let Ok((claims, _)) = core.keys.verify(token) {
-            if let Some(jti) = claims
+        if let Ok((claims, _)) = core.keys.verify(token)
+            && let Some(jti) = claims
                 .get("jti")
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
             {
                 core.store
                     .run(move |c| {
-                        if let Some(row) = grants::access_token(c, &jti)? {
-                            if row.client_id == caller_id {
+                        if let Some(row) = grants::access_token(c, &jti)?
+                            && row.client_id == caller_id {
                                 grants::revoke_access_token(c, &jti)?;
                             }
-                        }
                         Ok(())
                     })
                     .await?;
             }
-        }
         return Ok(());
     }
 
     let hash = Secret::new(token).hash();
     core.store
         .run(move |c| {
-            if let Some(row) = grants::refresh_token(c, &hash)? {
-                if row.client_id == caller_id {
+            if let Some(row) = grants::refresh_token(c, &hash)?
+                && row.client_id == caller_id {
                     grants::revoke_grant(c, &row.grant_id)?;
                 }
-            }
             Ok(())
         })
         .await?;

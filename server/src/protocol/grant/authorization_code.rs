@@ -36,13 +36,12 @@ pub async fn exchange(
     let code = Secret::new(params.require("code")?);
     let redirect_uri = params.get("redirect_uri").map(str::to_string);
     let verifier = params.get("code_verifier").map(str::to_string);
-    if let Some(v) = &verifier {
-        if !valid_verifier(v) {
+    if let Some(v) = &verifier
+        && !valid_verifier(v) {
             return Err(OAuthError::invalid_grant(
                 "`code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1)",
             ));
         }
-    }
     let hash = code.hash();
 
     // A code belongs to one client (CORE-04): look before consuming, so another client presenting a
@@ -80,11 +79,10 @@ pub async fn exchange(
                     return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
                 }
                 // CORE-03: the redirect URI of the authorization request, identically.
-                if row.redirect_uri_given || redirect_uri.is_some() {
-                    if redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
+                if (row.redirect_uri_given || redirect_uri.is_some())
+                    && redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
                         return Err(OAuthError::invalid_grant("`redirect_uri` does not match the authorization request"));
                     }
-                }
                 // BCP-06 / BCP-07: PKCE enforced, and no downgrade.
                 match (&row.code_challenge, &verifier) {
                     (Some(ch), Some(v)) => {
