@@ -346,9 +346,10 @@ impl RawConfig {
         };
         let log_filter = self.log.unwrap_or_else(|| "info".into());
         if let Some(w) = self.workers
-            && !(1..=256).contains(&w) {
-                return Err(bad("CUSTODIA_WORKERS", "must be between 1 and 256"));
-            }
+            && !(1..=256).contains(&w)
+        {
+            return Err(bad("CUSTODIA_WORKERS", "must be between 1 and 256"));
+        }
 
         if let Some(k) = &self.kek {
             crate::keys::decode_kek(k).map_err(|reason| bad("CUSTODIA_KEK", reason))?;

@@ -332,3 +332,33 @@ invalid_registration_metadata, ["CUSTODIA_REGISTRATION_MODE" => "open"], |srv| {
     let (s, v) = post_raw(&srv, "/register", "application/json", b"{not json".to_vec(), None).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")));
 });
+
+both!(
+/// Property test over the live token endpoint: arbitrary bytes and form-like bodies never produce a
+/// 500 or a non-JSON error; every answer is a spec-shaped OAuth error (or a token).
+token_endpoint_never_500s_on_random_bodies, |srv| {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let c = srv.service_client().await;
+    let mut runner = TestRunner::deterministic();
+    let bytes = proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..400);
+    let form = proptest::string::string_regex("(grant_type|code|scope|client_id|client_secret|refresh_token|redirect_uri|code_verifier|client_assertion|client_assertion_type|[a-z_]{1,8})=([a-zA-Z0-9%+._~:/-]{0,40})(&(grant_type|scope|code|[a-z]{1,6})=[a-zA-Z0-9%+._~-]{0,30}){0,5}")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..160 {
+        let body: Vec<u8> = if i % 2 == 0 {
+            bytes.new_tree(&mut runner).unwrap_or_else(|e| panic!("{e}")).current()
+        } else {
+            form.new_tree(&mut runner).unwrap_or_else(|e| panic!("{e}")).current().into_bytes()
+        };
+        let who = if i % 3 == 0 { None } else { Some(&c) };
+        let (s, v) = post_raw(&srv, "/token", "application/x-www-form-urlencoded", body.clone(), who).await;
+        assert!(s < 500, "500 for {:?}", String::from_utf8_lossy(&body));
+        if s != 200 {
+            let code = v["error"].as_str().unwrap_or_else(|| panic!("no error code for {:?}: {v}", String::from_utf8_lossy(&body)));
+            assert!(
+                ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope"].contains(&code),
+                "{code}"
+            );
+        }
+    }
+});

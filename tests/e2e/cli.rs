@@ -48,12 +48,13 @@ impl Drop for Serving {
     }
 }
 
+/// Start `custodia serve`; its output goes to `serve.out` and `serve.err` in `dir` (files, not
+/// pipes, so a chatty log can never fill a pipe and stall the server).
 async fn serve(dir: &Path, env: &[(&str, &str)], base: &str) -> Serving {
+    let out = std::fs::File::create(dir.join("serve.out")).unwrap_or_else(|e| panic!("{e}"));
+    let err = std::fs::File::create(dir.join("serve.err")).unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = Command::new(custodia_bin());
-    cmd.current_dir(dir)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.current_dir(dir).arg("serve").stdout(out).stderr(err);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -145,12 +146,7 @@ async fn run_command_serves_discovery_and_jwks_on_the_sqlite_default() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "clean exit after SIGTERM");
-    let out = server.0.stdout.take().map(|mut s| {
-        let mut buf = String::new();
-        let _ = std::io::Read::read_to_string(&mut s, &mut buf);
-        buf
-    });
-    let out = out.unwrap_or_default();
+    let out = std::fs::read_to_string(dir.path().join("serve.out")).unwrap_or_default();
     assert!(out.contains("listening on"), "{out}");
     assert!(
         out.contains("custodia user add"),
@@ -402,4 +398,212 @@ fn wrong_key_encryption_key_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("cannot be decrypted"), "{err}");
+}
+
+/// "Never log a token": with every log level on (`trace`, JSON), a full code flow, client
+/// credentials, introspection, revocation and a failed login leave no password, secret, code or
+/// token in the server's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_contain_secrets() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("CUSTODIA_BIND", bind.as_str()),
+        ("CUSTODIA_ISSUER", base.as_str()),
+        ("CUSTODIA_LOG", "trace"),
+        ("CUSTODIA_LOG_FORMAT", "json"),
+    ];
+    let password = "a long password 1234";
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "user",
+            "add",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--password-stdin",
+        ],
+        Some(password),
+    );
+    assert!(out.status.success());
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "client",
+            "add",
+            "--name",
+            "app",
+            "--redirect-uri",
+            "https://client.example/cb",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "openid profile api:read",
+        ],
+        None,
+    );
+    let client: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let id = client["client_id"].as_str().unwrap_or_default().to_string();
+    let secret = client["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let mut server = serve(dir.path(), &env, &base).await;
+    let mut leaked: Vec<String> = vec![secret.clone(), password.to_string()];
+    // Client credentials, introspection, revocation.
+    let t: Value = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let at = t["access_token"].as_str().unwrap_or_default().to_string();
+    let _ = http()
+        .post(format!("{base}/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await;
+    let _ = http()
+        .get(format!("{base}/userinfo?access_token={at}"))
+        .send()
+        .await;
+    let _ = http()
+        .post(format!("{base}/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await;
+    leaked.push(at);
+    // A code flow with a failed login first.
+    let (verifier, challenge) = pkce();
+    let b = browser();
+    let url = format!(
+        "{base}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Fclient.example%2Fcb&scope=openid%20profile&state=st&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    let page = b
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    let csrf = input_value(&page, "csrf").unwrap_or_default();
+    let request = input_value(&page, "request").unwrap_or_default();
+    let _ = b
+        .post(format!("{base}/authorize/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("username", "alice"),
+            ("password", "the wrong password"),
+        ])
+        .send()
+        .await;
+    let consent = b
+        .post(format!("{base}/authorize/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("username", "alice"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    let r = b
+        .post(format!("{base}/authorize/consent"))
+        .form(&[
+            (
+                "csrf",
+                input_value(&consent, "csrf").unwrap_or_default().as_str(),
+            ),
+            (
+                "request",
+                input_value(&consent, "request")
+                    .unwrap_or_default()
+                    .as_str(),
+            ),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let code = query(&loc)
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code: {loc}"));
+    let t: Value = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    leaked.push(code);
+    leaked.push(csrf);
+    for k in ["access_token", "refresh_token", "id_token"] {
+        leaked.push(
+            t[k].as_str()
+                .unwrap_or_else(|| panic!("no {k}: {t}"))
+                .to_string(),
+        );
+    }
+    let _ = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                t["refresh_token"].as_str().unwrap_or_default(),
+            ),
+        ])
+        .send()
+        .await;
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let logs = std::fs::read_to_string(dir.path().join("serve.err")).unwrap_or_default();
+    assert!(
+        logs.contains("token_issued"),
+        "the audit log is there: {}",
+        &logs[..logs.len().min(2000)]
+    );
+    for s in &leaked {
+        assert!(s.len() >= 8);
+        assert!(!logs.contains(s.as_str()), "a secret reached the log");
+    }
+    assert!(!logs.contains("cst_"), "no prefixed secret reached the log");
 }

@@ -199,3 +199,54 @@ both!(
         assert_eq!(r.status().as_u16(), 401);
     }
 );
+
+both!(
+/// `private_key_jwt` with keys fetched from the client's `jwks_uri` (time- and size-limited, cached),
+/// and an unreachable `jwks_uri` answered with `invalid_client`, not a 500.
+private_key_jwt_with_jwks_uri, |srv| {
+    use josekit::jws::RS256;
+    let kp = RS256.generate_key_pair(2048).unwrap_or_else(|e| panic!("{e}"));
+    let mut jwk = kp.to_jwk_public_key();
+    jwk.set_key_id("rk1");
+    let doc = json!({"keys": [Value::Object(jwk.as_ref().clone())]}).to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let server = actix_web::HttpServer::new(move || {
+        let doc = doc.clone();
+        actix_web::App::new().route("/jwks", actix_web::web::get().to(move || {
+            let doc = doc.clone();
+            async move { actix_web::HttpResponse::Ok().content_type("application/json").body(doc) }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let v = srv.add_client(json!({"grant_types": ["client_credentials"], "scope": "api:read", "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("http://127.0.0.1:{port}/jwks")})).await;
+    let id = v["client_id"].as_str().unwrap_or_default().to_string();
+    let gone = srv.add_client(json!({"grant_types": ["client_credentials"], "scope": "api:read", "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://127.0.0.1:1/jwks"})).await;
+    let gone_id = gone["client_id"].as_str().unwrap_or_default().to_string();
+    let now = custodia_server::now();
+    let assertion = |iss: &str, jti: &str| {
+        let claims = json!({"iss": iss, "sub": iss, "aud": srv.url("/token"), "exp": now + 60, "jti": jti});
+        let p = josekit::jwt::JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut h = josekit::jws::JwsHeader::new();
+        h.set_key_id("rk1");
+        let signer = RS256.signer_from_der(kp.to_der_private_key()).unwrap_or_else(|e| panic!("{e}"));
+        josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for (who, jti, want) in [(id.as_str(), "a1", 200u16), (id.as_str(), "a2", 200), (gone_id.as_str(), "a3", 401)] {
+        let a = assertion(who, jti);
+        let r = http()
+            .post(srv.url("/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", a.as_str())])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), want, "{jti}");
+    }
+    handle.stop(false).await;
+});

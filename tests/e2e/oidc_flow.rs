@@ -272,3 +272,20 @@ both!(refresh_cannot_widen_scope, |srv| {
     .await;
     assert_eq!((s, err["error"].as_str()), (400, Some("invalid_scope")));
 });
+
+both!(
+/// OpenID Connect Core §5.3.3: userinfo needs the `openid` scope (403 `insufficient_scope`).
+userinfo_needs_openid_scope, |srv| {
+    srv.add_user("dora", "correct horse battery").await;
+    let client = srv.web_client().await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(&srv, &client, &[("scope", "profile"), ("code_challenge", &challenge), ("code_challenge_method", "S256")], "dora", "correct horse battery").await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    let (s, t) = token_request(&srv, &client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier)]).await;
+    assert_eq!(s, 200);
+    assert!(t.get("id_token").is_none(), "no ID token without openid");
+    let r = custodia_tests::http().get(srv.url("/userinfo")).bearer_auth(t["access_token"].as_str().unwrap_or_default()).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 403);
+    let www = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(www.contains("insufficient_scope"), "{www}");
+});

@@ -26,6 +26,7 @@ state_round_trips_on_success_and_error, |srv| {
     let consent = submit_login(&b, &srv, page, "alice", PW).await;
     let (_, cpage) = consent.page();
     let denied = submit_consent(&b, &srv, cpage, "deny").await;
+    assert!(denied.redirect().ends_with('#'), "error redirects end with an empty fragment");
     let q = query(denied.redirect());
     assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
     assert_eq!(q.get("state").map(String::as_str), Some(state));
@@ -349,7 +350,7 @@ failed_logins_slow_down, |srv| {
     let r = submit_login(&b, &srv, &page, "alice", PW).await;
     let (s, body) = r.page();
     assert_eq!(s, 429, "{body}");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let r = submit_login(&b, &srv, &page, "alice", PW).await;
     assert_eq!(r.page().0, 200, "after the wait the owner gets in (consent page)");
 });
@@ -368,4 +369,34 @@ both!(token_endpoint_rate_limit, ["CUSTODIA_RATE_TOKEN_PER_SECOND" => "1", "CUST
     assert!(r.headers().get("retry-after").is_some());
     let v: serde_json::Value = r.json().await.unwrap_or_default();
     assert_eq!(v["error"], "slow_down");
+});
+
+both!(
+/// CORE-02: codes are short-lived; a code past its lifetime is `invalid_grant`.
+codes_expire, ["CUSTODIA_CODE_TTL" => "1"], |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(&srv, &client, &[("code_challenge", &challenge), ("code_challenge_method", "S256")], "alice", PW).await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (s, e) = token_request(&srv, &client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier)]).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+});
+
+both!(
+/// CORE-04: a code is bound to its client; another client presenting it gets `invalid_grant` and
+/// cannot burn it for the rightful client.
+codes_are_bound_to_their_client, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let thief = srv.web_client().await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(&srv, &client, &[("code_challenge", &challenge), ("code_challenge_method", "S256")], "alice", PW).await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://client.example/cb"), ("code_verifier", verifier.as_str())];
+    let (s, e) = token_request(&srv, &thief, &form).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+    let (s, _) = token_request(&srv, &client, &form).await;
+    assert_eq!(s, 200, "the rightful client still redeems it");
 });

@@ -30,9 +30,10 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        && len > limit {
-            return Err(too_large());
-        }
+        && len > limit
+    {
+        return Err(too_large());
+    }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -85,19 +86,29 @@ fn peer(req: &HttpRequest) -> String {
 
 /// Rate limit of the token-like endpoints by source address.
 fn limit_source(state: &AppState, req: &HttpRequest) -> Result<(), OAuthError> {
-    state.limits.token(format!("ip:{}", peer(req))).map_err(OAuthError::slow_down)
+    state
+        .limits
+        .token(format!("ip:{}", peer(req)))
+        .map_err(OAuthError::slow_down)
 }
 
 /// Rate limit of the token-like endpoints by the client a request names.
 fn limit_client(state: &AppState, req: &HttpRequest, params: &Params) -> Result<(), OAuthError> {
     match client_auth::claimed_client_id(authorization(req), params) {
-        Some(id) => state.limits.token(format!("client:{id}")).map_err(OAuthError::slow_down),
+        Some(id) => state
+            .limits
+            .token(format!("client:{id}"))
+            .map_err(OAuthError::slow_down),
         None => Ok(()),
     }
 }
 
 /// Source limit, form, client limit: what the token, introspection and revocation endpoints share.
-async fn limited_form(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Params, HttpResponse> {
+async fn limited_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Params, HttpResponse> {
     limit_source(state, req).map_err(|e| error::oauth(&e))?;
     let params = read_form(req, payload, state).await?;
     limit_client(state, req, &params).map_err(|e| error::oauth(&e))?;

@@ -67,9 +67,10 @@ pub fn page(e: &OAuthError) -> HttpResponse {
     let mut resp =
         super::pages::error_page(title, &e.error_description, Some(e.error.as_str()), status);
     if let Some(s) = e.retry_after
-        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&s.to_string()) {
-            resp.headers_mut().insert(RETRY_AFTER, v);
-        }
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&s.to_string())
+    {
+        resp.headers_mut().insert(RETRY_AFTER, v);
+    }
     resp
 }
 

@@ -15,7 +15,6 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::scope;
 use crate::secrets::{Secret, SecretKind, new_id};
-use crate::store::clients as client_repo;
 use crate::store::grants::{self, CodeRow};
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
@@ -70,10 +69,8 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
     if client_id.len() > 256 {
         return Err(page_err(ErrorCode::InvalidRequest, "unknown client"));
     }
-    let id = client_id.clone();
-    let row = core.store.run(move |c| client_repo::by_id(c, &id)).await?;
-    let client = match row {
-        Some(r) => Client::from_row(r)?,
+    let client = match super::clients::find(core, &client_id).await? {
+        Some(c) => c,
         None => return Err(page_err(ErrorCode::InvalidRequest, "unknown client")),
     };
 
@@ -116,12 +113,13 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
         }
     }
     if let Some(m) = raw.get("response_mode")
-        && m != "query" {
-            return Err(page_err(
-                ErrorCode::InvalidRequest,
-                "only `response_mode=query` is supported",
-            ));
-        }
+        && m != "query"
+    {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "only `response_mode=query` is supported",
+        ));
+    }
     if !client.allows_grant("authorization_code") {
         return Err(page_err(
             ErrorCode::UnauthorizedClient,
@@ -162,12 +160,12 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
             || !c
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        {
-            return Err(page_err(
-                ErrorCode::InvalidRequest,
-                "`code_challenge` must be a base64url SHA-256 (43 characters)",
-            ));
-        }
+    {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "`code_challenge` must be a base64url SHA-256 (43 characters)",
+        ));
+    }
 
     let mut prompt = Prompt::default();
     if let Some(p) = raw.get("prompt") {
@@ -242,17 +240,22 @@ fn response_url(req: &AuthRequest, issuer: &str, pairs: &[(&str, &str)]) -> Stri
 }
 
 /// An error authorization response (redirect), for outcomes the user caused or asked for.
+///
+/// An empty fragment (`#`) ends the URL so that a browser cannot carry the fragment of an earlier
+/// URL over to the client on this redirect (seed notes, "Open redirect").
 pub fn error_redirect(
     core: &Core,
     req: &AuthRequest,
     code: ErrorCode,
     description: &str,
 ) -> String {
-    response_url(
+    let mut url = response_url(
         req,
         core.issuer(),
         &[("error", code.as_str()), ("error_description", description)],
-    )
+    );
+    url.push('#');
+    url
 }
 
 /// Decide the next step for a valid request, given the browser's session.
@@ -313,6 +316,7 @@ pub async fn consent(
     allow: bool,
     now: i64,
 ) -> Result<String, OAuthError> {
+    tracing::info!(target: "audit", event = "consent", user_id = %session.1.id, client_id = %req.client.id, allow, scope = %scope::join(&req.scopes));
     if !allow {
         return Ok(error_redirect(
             core,

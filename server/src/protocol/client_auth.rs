@@ -18,7 +18,7 @@ use super::clients::Client;
 use super::error::OAuthError;
 use super::params::Params;
 use crate::secrets::{ct_eq, hash_str};
-use crate::store::{clients as client_repo, sessions as session_repo};
+use crate::store::sessions as session_repo;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -70,25 +70,17 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 /// The client id a request names, without authenticating (for rate limiting).
 pub fn claimed_client_id(authorization: Option<&str>, params: &Params) -> Option<String> {
     if let Some(h) = authorization
-        && let Ok((id, _)) = parse_basic(h) {
-            return Some(id);
-        }
+        && let Ok((id, _)) = parse_basic(h)
+    {
+        return Some(id);
+    }
     params.get("client_id").map(str::to_string)
 }
 
 async fn load_client(core: &Core, id: &str) -> Result<Client, OAuthError> {
-    if id.is_empty() || id.len() > 256 {
-        return Err(unauthorized());
-    }
-    let id_owned = id.to_string();
-    let row = core
-        .store
-        .run(move |c| client_repo::by_id(c, &id_owned))
-        .await?;
-    match row {
-        Some(r) => Client::from_row(r),
-        None => Err(unauthorized()),
-    }
+    super::clients::find(core, id)
+        .await?
+        .ok_or_else(unauthorized)
 }
 
 /// Authenticate the calling client.
@@ -267,13 +259,15 @@ async fn private_key_jwt(
         return Err(bad("`exp` is more than 10 minutes away"));
     }
     if let Some(iat) = claims.get("iat").and_then(Value::as_i64)
-        && iat > now + 60 {
-            return Err(bad("`iat` is in the future"));
-        }
+        && iat > now + 60
+    {
+        return Err(bad("`iat` is in the future"));
+    }
     if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
-        && nbf > now + 60 {
-            return Err(bad("not yet valid"));
-        }
+        && nbf > now + 60
+    {
+        return Err(bad("not yet valid"));
+    }
     let jti = s("jti").ok_or_else(|| bad("no `jti`"))?.to_string();
     if jti.len() > 256 {
         return Err(bad("`jti` is too long"));
@@ -309,13 +303,15 @@ fn verify_with(
     for k in keys {
         let map = k.as_object()?;
         if let (Some(want), Some(have)) = (kid, map.get("kid").and_then(Value::as_str))
-            && want != have {
-                continue;
-            }
+            && want != have
+        {
+            continue;
+        }
         if let Some(a) = map.get("alg").and_then(Value::as_str)
-            && a != alg {
-                continue;
-            }
+            && a != alg
+        {
+            continue;
+        }
         let Ok(jwk) = Jwk::from_map(map.clone()) else {
             continue;
         };

@@ -134,6 +134,73 @@ impl Client {
     }
 }
 
+/// Registered clients cached per instance: at most 10,000 entries, each for at most 10 seconds, so
+/// an update or deletion made through another instance is seen within that time (this instance
+/// forgets an entry at once when it changes it).
+#[derive(Clone, Default)]
+pub struct ClientCache(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+    >,
+);
+
+const CLIENT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+impl ClientCache {
+    fn get(&self, id: &str) -> Option<Client> {
+        let map = self.0.lock().ok()?;
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < CLIENT_TTL)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, client: &Client) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= CLIENT_CACHE_MAX {
+                map.retain(|_, (at, _)| at.elapsed() < CLIENT_TTL);
+                if map.len() >= CLIENT_CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(
+                client.id.clone(),
+                (std::time::Instant::now(), client.clone()),
+            );
+        }
+    }
+
+    /// Drop a client from the cache (after this instance changed or deleted it).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(id);
+        }
+    }
+}
+
+/// A registered client by id, through the cache.
+pub async fn find(core: &super::Core, id: &str) -> Result<Option<Client>, OAuthError> {
+    if id.is_empty() || id.len() > 256 {
+        return Ok(None);
+    }
+    if let Some(c) = core.clients.get(id) {
+        return Ok(Some(c));
+    }
+    let owned = id.to_string();
+    let row = core
+        .store
+        .run(move |c| crate::store::clients::by_id(c, &owned))
+        .await?;
+    match row {
+        Some(r) => {
+            let client = Client::from_row(r)?;
+            core.clients.put(&client);
+            Ok(Some(client))
+        }
+        None => Ok(None),
+    }
+}
+
 const MAX_REDIRECT_URIS: usize = 20;
 const MAX_URI_LEN: usize = 2000;
 const MAX_TEXT: usize = 200;
@@ -252,18 +319,20 @@ pub fn validate_metadata(
         ("software_version", &m.software_version),
     ] {
         if let Some(t) = v
-            && (t.chars().count() > MAX_TEXT || t.chars().any(char::is_control)) {
-                return Err(OAuthError::metadata(format!(
-                    "`{name}` must be at most {MAX_TEXT} printable characters"
-                )));
-            }
+            && (t.chars().count() > MAX_TEXT || t.chars().any(char::is_control))
+        {
+            return Err(OAuthError::metadata(format!(
+                "`{name}` must be at most {MAX_TEXT} printable characters"
+            )));
+        }
     }
     if let Some(c) = &m.contacts
-        && (c.len() > 10 || c.iter().any(|x| x.len() > 254)) {
-            return Err(OAuthError::metadata(
-                "`contacts` must hold at most 10 addresses",
-            ));
-        }
+        && (c.len() > 10 || c.iter().any(|x| x.len() > 254))
+    {
+        return Err(OAuthError::metadata(
+            "`contacts` must hold at most 10 addresses",
+        ));
+    }
 
     let default_scope = if has_code {
         scope::OIDC_SCOPES.join(" ")

@@ -50,8 +50,9 @@ pub fn metadata(core: &Core) -> Value {
         "authorization_response_iss_parameter_supported": true,
     });
     if c.registration_mode != RegistrationMode::Closed
-        && let Some(o) = m.as_object_mut() {
-            o.insert("registration_endpoint".into(), json!(c.url("/register")));
-        }
+        && let Some(o) = m.as_object_mut()
+    {
+        o.insert("registration_endpoint".into(), json!(c.url("/register")));
+    }
     m
 }

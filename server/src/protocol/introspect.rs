@@ -10,7 +10,7 @@ use super::client_auth::{self, Presented};
 use super::error::OAuthError;
 use super::params::Params;
 use crate::secrets::Secret;
-use crate::store::{clients as client_repo, grants};
+use crate::store::grants;
 
 /// What an active access token is, after all checks.
 #[derive(Clone, Debug)]
@@ -49,15 +49,12 @@ pub async fn active_access_token(
     };
     let row = core
         .store
-        .run(move |c| {
-            let row = grants::access_token(c, &jti)?;
-            let client_exists = match &row {
-                Some(r) => client_repo::by_id(c, &r.client_id)?.is_some(),
-                None => false,
-            };
-            Ok(row.filter(|_| client_exists))
-        })
+        .run(move |c| grants::access_token(c, &jti))
         .await?;
+    let row = match row {
+        Some(r) if super::clients::find(core, &r.client_id).await?.is_some() => Some(r),
+        _ => None,
+    };
     match row {
         Some(r) if !r.revoked && r.expires_at > now => Ok(Some(ActiveAccessToken {
             claims,

@@ -33,7 +33,8 @@ pub fn wait_for(failed: i32, last_failed_at: Option<i64>, now: i64) -> i64 {
     if failed < FREE_FAILURES {
         return 0;
     }
-    let exp = (failed - FREE_FAILURES).min(10) as u32;
+    // 2 s after the fifth failure (so one within the same second is always caught), then doubling.
+    let exp = (failed - FREE_FAILURES + 1).min(10) as u32;
     let wait = (1i64 << exp).min(MAX_WAIT);
     let since = now - last_failed_at.unwrap_or(0);
     (wait - since).max(0)
@@ -71,6 +72,7 @@ pub async fn authenticate(
     .map_err(|e| LoginError::Internal(StoreError::Task(e.to_string())))?;
     match (user, ok) {
         (Some(u), true) => {
+            tracing::info!(target: "audit", event = "login", user_id = %u.id);
             if u.failed_logins > 0 {
                 let id = u.id.clone();
                 core.store
@@ -80,6 +82,7 @@ pub async fn authenticate(
             Ok(u)
         }
         (Some(u), false) => {
+            tracing::info!(target: "audit", event = "login_failed", user_id = %u.id, failures = u.failed_logins + 1);
             let id = u.id.clone();
             core.store
                 .run(move |c| users::record_failed_login(c, &id, now))
@@ -135,10 +138,11 @@ mod tests {
     #[test]
     fn slow_down_grows_and_ends() {
         assert_eq!(wait_for(4, Some(100), 100), 0);
-        assert_eq!(wait_for(5, Some(100), 100), 1);
-        assert_eq!(wait_for(7, Some(100), 100), 4);
-        assert_eq!(wait_for(7, Some(100), 103), 1);
-        assert_eq!(wait_for(7, Some(100), 104), 0);
+        assert_eq!(wait_for(5, Some(100), 100), 2);
+        assert_eq!(wait_for(5, Some(100), 101), 1);
+        assert_eq!(wait_for(7, Some(100), 100), 8);
+        assert_eq!(wait_for(7, Some(100), 107), 1);
+        assert_eq!(wait_for(7, Some(100), 108), 0);
         assert_eq!(
             wait_for(40, Some(100), 100),
             300,

@@ -35,6 +35,7 @@ pub struct Core {
     pub keys: KeyRing,
     pub http: reqwest::Client,
     pub jwks_cache: client_auth::JwksCache,
+    pub clients: clients::ClientCache,
 }
 
 impl Core {
@@ -51,6 +52,7 @@ impl Core {
             keys,
             http,
             jwks_cache: client_auth::JwksCache::default(),
+            clients: clients::ClientCache::default(),
         }
     }
 

@@ -109,6 +109,7 @@ pub fn register_on(
         created_at: now,
     };
     client_repo::insert(conn, &row)?;
+    tracing::info!(target: "audit", event = "client_registered", client_id = %row.id, by = %row.registered_by);
     Ok(client_json(
         issuer,
         &row,
@@ -252,14 +253,16 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
     core.store
         .run(move |c| client_repo::update_metadata(c, &id, &text))
         .await?;
+    core.clients.forget(&row.id);
     Ok(client_json(core.issuer(), &row, &metadata, None, None))
 }
 
 pub async fn delete(core: &Core, row: ClientRow) -> Result<(), OAuthError> {
-    let id = row.id;
+    let id = row.id.clone();
     core.store
         .run(move |c| client_repo::delete(c, &id).map(|_| ()))
         .await?;
+    core.clients.forget(&row.id);
     Ok(())
 }
 

@@ -24,15 +24,16 @@ pub async fn revoke(
     let caller = client_auth::authenticate(core, presented, now).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint")
-        && !["access_token", "refresh_token"].contains(&hint) {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedTokenType,
-                format!(
-                    "token type `{}` cannot be revoked here",
-                    super::scope::sanitize(hint)
-                ),
-            ));
-        }
+        && !["access_token", "refresh_token"].contains(&hint)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedTokenType,
+            format!(
+                "token type `{}` cannot be revoked here",
+                super::scope::sanitize(hint)
+            ),
+        ));
+    }
     let caller_id = caller.client.id.clone();
 
     if token.split('.').count() == 3 {
@@ -41,17 +42,18 @@ pub async fn revoke(
                 .get("jti")
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
-            {
-                core.store
+        {
+            core.store
                     .run(move |c| {
                         if let Some(row) = grants::access_token(c, &jti)?
                             && row.client_id == caller_id {
                                 grants::revoke_access_token(c, &jti)?;
+                                tracing::info!(target: "audit", event = "access_token_revoked", client_id = %caller_id, jti = %jti);
                             }
                         Ok(())
                     })
                     .await?;
-            }
+        }
         return Ok(());
     }
 
@@ -61,6 +63,7 @@ pub async fn revoke(
             if let Some(row) = grants::refresh_token(c, &hash)?
                 && row.client_id == caller_id {
                     grants::revoke_grant(c, &row.grant_id)?;
+                    tracing::info!(target: "audit", event = "grant_revoked", client_id = %caller_id, grant_id = %row.grant_id);
                 }
             Ok(())
         })

@@ -71,9 +71,10 @@ pub fn new_user(
         return Err(UserError::Email);
     }
     if let Some(n) = name
-        && (n.chars().count() > 200 || n.chars().any(char::is_control)) {
-            return Err(UserError::Name);
-        }
+        && (n.chars().count() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(UserError::Name);
+    }
     let chars = password.chars().count();
     if !(8..=1024).contains(&chars) {
         return Err(UserError::Password);

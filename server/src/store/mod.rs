@@ -156,12 +156,13 @@ impl Store {
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Store, StoreError> {
         if let DatabaseUrl::Sqlite(path) = url
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && !dir.exists() {
-                    return Err(StoreError::Connect(format!(
-                        "the directory `{}` does not exist",
-                        dir.display()
-                    )));
-                }
+            && !dir.exists()
+        {
+            return Err(StoreError::Connect(format!(
+                "the directory `{}` does not exist",
+                dir.display()
+            )));
+        }
         // The first connection tells the real error (refused, bad password, unwritable file).
         let first = connect(url).map_err(|e| StoreError::Connect(e.0))?;
         drop(first);

@@ -37,11 +37,12 @@ pub async fn exchange(
     let redirect_uri = params.get("redirect_uri").map(str::to_string);
     let verifier = params.get("code_verifier").map(str::to_string);
     if let Some(v) = &verifier
-        && !valid_verifier(v) {
-            return Err(OAuthError::invalid_grant(
-                "`code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1)",
-            ));
-        }
+        && !valid_verifier(v)
+    {
+        return Err(OAuthError::invalid_grant(
+            "`code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1)",
+        ));
+    }
     let hash = code.hash();
 
     // A code belongs to one client (CORE-04): look before consuming, so another client presenting a

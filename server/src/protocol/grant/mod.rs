@@ -41,9 +41,18 @@ pub async fn token(
             "this client is not registered for the `{grant_type}` grant"
         )));
     }
-    match grant_type {
+    let result = match grant_type {
         "authorization_code" => authorization_code::exchange(core, &client, params, now).await,
         "refresh_token" => refresh_token::refresh(core, &client, params, now).await,
         _ => client_credentials::issue(core, &client, params, now).await,
+    };
+    match &result {
+        Ok(t) => {
+            tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope)
+        }
+        Err(e) => {
+            tracing::info!(target: "audit", event = "token_refused", grant_type, client_id = %client.client.id, error = e.error.as_str())
+        }
     }
+    result
 }

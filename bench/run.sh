@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: Custodia (release build, SQLite) and the certified Node.js peer in
+# ../shared/bench, driven by the peer's own run.sh and wrk script in the same sitting (wrk, 2 threads,
+# 32 connections, 5 s warm-up, 3 x 10 s; median table at the end of each part).
+#
+#   bench/run.sh                  Custodia RS256 and ES256, then the peer (opaque, RS256 JWT, ES256 JWT)
+#   SKIP_PEER=1 bench/run.sh      Custodia only
+#   ALGS="ES256" bench/run.sh     one algorithm
+#
+# Needs: wrk (installed by the peer script through apt-get when missing), node and npm (the peer and
+# the summary table), curl. Results land in $WORK (printed at the start).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEER_SRC=${PEER_SRC:-$ROOT/../shared/bench}
+WORK=${WORK:-$(mktemp -d /tmp/custodia-bench.XXXXXX)}
+PORT=${PORT:-4100}
+ALGS=${ALGS:-RS256 ES256}
+echo "bench work directory: $WORK" >&2
+[ -x "$PEER_SRC/run.sh" ] || { echo "peer benchmark not found at $PEER_SRC" >&2; exit 1; }
+rm -rf "$WORK/peer"; mkdir -p "$WORK"; cp -r "$PEER_SRC" "$WORK/peer"; chmod -R u+w "$WORK/peer"
+
+(cd "$ROOT" && cargo build --release -p custodia-server --bin custodia)
+BIN=$ROOT/target/release/custodia
+
+for alg in $ALGS; do
+  d=$WORK/custodia-$alg; rm -rf "$d"; mkdir -p "$d"
+  export CUSTODIA_DATABASE_URL="sqlite://$d/custodia.db" CUSTODIA_BIND="127.0.0.1:$PORT" \
+    CUSTODIA_ISSUER="http://127.0.0.1:$PORT" CUSTODIA_SIGNING_ALG="$alg" CUSTODIA_LOG=warn \
+    CUSTODIA_RATE_TOKEN_PER_SECOND=1000000 CUSTODIA_RATE_TOKEN_BURST=1000000
+  "$BIN" client add --name bench --grant-type client_credentials --scope api:read > "$d/client.json"
+  id=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["client_id"])' "$d/client.json")
+  secret=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["client_secret"])' "$d/client.json")
+  (cd "$WORK/peer" && SERVER_CMD="$BIN serve" LABEL="custodia-$alg" BASE_URL="http://127.0.0.1:$PORT" \
+    CLIENT_ID="$id" CLIENT_SECRET="$secret" SCOPE=api:read TOKEN_PATH=/token INTROSPECT_PATH=/introspect \
+    REVOKE_PATH=/revoke DISCOVERY_PATH=/.well-known/openid-configuration ENDPOINTS="token introspect discovery" \
+    OUT="$WORK/out-custodia-$alg" ./run.sh)
+  unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_SIGNING_ALG CUSTODIA_LOG \
+    CUSTODIA_RATE_TOKEN_PER_SECOND CUSTODIA_RATE_TOKEN_BURST
+done
+
+if [ -z "${SKIP_PEER:-}" ]; then
+  (cd "$WORK/peer" && CONFIGS="${PEER_CONFIGS:-opaque jwt-rs256 jwt-es256}" OUT="$WORK/out-peer" ./run.sh)
+fi
