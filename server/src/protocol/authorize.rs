@@ -328,7 +328,7 @@ pub async fn consent(
     let (uid, cid) = (session.1.id.clone(), req.client.id.clone());
     let wanted = req.scopes.clone();
     core.store
-        .write(move |c| {
+        .run(move |c| {
             let mut all = scope::parse(grants::consent(c, &uid, &cid)?.as_deref().unwrap_or(""))
                 .unwrap_or_default();
             for s in wanted {
@@ -367,7 +367,7 @@ async fn issue_code(
         created_at: now,
     };
     core.store
-        .write(move |c| grants::insert_code(c, &row))
+        .run(move |c| grants::insert_code(c, &row))
         .await?;
     Ok(response_url(
         req,

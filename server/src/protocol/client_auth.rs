@@ -275,7 +275,7 @@ async fn private_key_jwt(
     let id = client.id.clone();
     let fresh = core
         .store
-        .write(move |c| session_repo::use_jti(c, &id, &jti, exp + 60))
+        .run(move |c| session_repo::use_jti(c, &id, &jti, exp + 60))
         .await?;
     if !fresh {
         return Err(bad("`jti` was used before"));

@@ -76,7 +76,7 @@ pub async fn authenticate(
             if u.failed_logins > 0 {
                 let id = u.id.clone();
                 core.store
-                    .write(move |c| users::reset_failed_logins(c, &id))
+                    .run(move |c| users::reset_failed_logins(c, &id))
                     .await?;
             }
             Ok(u)
@@ -85,7 +85,7 @@ pub async fn authenticate(
             tracing::info!(target: "audit", event = "login_failed", user_id = %u.id, failures = u.failed_logins + 1);
             let id = u.id.clone();
             core.store
-                .write(move |c| users::record_failed_login(c, &id, now))
+                .run(move |c| users::record_failed_login(c, &id, now))
                 .await?;
             Err(LoginError::BadCredentials)
         }
@@ -102,7 +102,7 @@ pub async fn start_session(core: &Core, user_id: &str, now: i64) -> Result<Secre
         auth_time: now,
         expires_at: now + core.config.session_ttl as i64,
     };
-    core.store.write(move |c| sessions::insert(c, &row)).await?;
+    core.store.run(move |c| sessions::insert(c, &row)).await?;
     Ok(secret)
 }
 
@@ -128,7 +128,7 @@ pub async fn session(
 
 pub async fn end_session(core: &Core, cookie: &str) -> Result<(), StoreError> {
     let hash = hash_str(cookie);
-    core.store.write(move |c| sessions::delete(c, &hash)).await
+    core.store.run(move |c| sessions::delete(c, &hash)).await
 }
 
 #[cfg(test)]

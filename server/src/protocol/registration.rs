@@ -154,7 +154,7 @@ pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuth
     let profile = core.config.profile;
     let issuer = core.config.issuer.clone();
     core.store
-        .write(move |c| {
+        .run(move |c| {
             Ok(register_on(
                 c,
                 profile,
@@ -251,7 +251,7 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
     let text = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
     let id = row.id.clone();
     core.store
-        .write(move |c| client_repo::update_metadata(c, &id, &text))
+        .run(move |c| client_repo::update_metadata(c, &id, &text))
         .await?;
     core.clients.forget(&row.id);
     Ok(client_json(core.issuer(), &row, &metadata, None, None))
@@ -260,7 +260,7 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
 pub async fn delete(core: &Core, row: ClientRow) -> Result<(), OAuthError> {
     let id = row.id.clone();
     core.store
-        .write(move |c| client_repo::delete(c, &id).map(|_| ()))
+        .run(move |c| client_repo::delete(c, &id).map(|_| ()))
         .await?;
     core.clients.forget(&row.id);
     Ok(())

@@ -44,7 +44,7 @@ pub async fn revoke(
                 .map(str::to_string)
         {
             core.store
-                    .write(move |c| {
+                    .run(move |c| {
                         if let Some(row) = grants::access_token(c, &jti)?
                             && row.client_id == caller_id {
                                 grants::revoke_access_token(c, &jti)?;
@@ -59,7 +59,7 @@ pub async fn revoke(
 
     let hash = Secret::new(token).hash();
     core.store
-        .write(move |c| {
+        .run(move |c| {
             if let Some(row) = grants::refresh_token(c, &hash)?
                 && row.client_id == caller_id {
                     grants::revoke_grant(c, &row.grant_id)?;

@@ -148,10 +148,6 @@ impl r2d2::ManageConnection for Manager {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
-    /// SQLite allows one writer at a time; writers of this process queue on this lock instead of
-    /// on SQLite's busy handler, whose sleep-and-retry backoff (1, 2, 5, 10 … ms) would otherwise
-    /// show up as tail latency under load. Other processes still meet `busy_timeout`.
-    write_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -180,11 +176,7 @@ impl Store {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
-        Ok(Store {
-            pool,
-            backend,
-            write_lock: Default::default(),
-        })
+        Ok(Store { pool, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -217,26 +209,6 @@ impl Store {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    /// Run blocking work that writes. On SQLite, writers of this process take turns on a lock
-    /// (see [`Store`]); on PostgreSQL this is [`Store::run`].
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        let lock = (self.backend == Backend::Sqlite).then(|| self.write_lock.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
-            let _turn = lock
-                .as_ref()
-                .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
             f(&mut conn)
         })
         .await

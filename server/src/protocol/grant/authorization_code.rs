@@ -74,7 +74,7 @@ pub async fn exchange(
     let issue_refresh = auth.client.allows_grant("refresh_token");
     let outcome = core
         .store
-        .write(move |c| {
+        .run(move |c| {
             grants::redeem_code(c, &hash, now, |row| {
                 if row.client_id != client_id {
                     return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));

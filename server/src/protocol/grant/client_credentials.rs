@@ -65,7 +65,7 @@ pub async fn issue(
         now,
     )?;
     core.store
-        .write(move |c| grants::insert_access_token(c, &row))
+        .run(move |c| grants::insert_access_token(c, &row))
         .await?;
     Ok(TokenResponse {
         access_token: token,

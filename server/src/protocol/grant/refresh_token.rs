@@ -41,7 +41,7 @@ pub async fn refresh(
     let minter = Minter::from_core(core);
     let outcome = core
         .store
-        .write(move |c| {
+        .run(move |c| {
             grants::rotate_refresh(c, &hash, now, |row| {
                 let original = scope::parse(&row.scope).unwrap_or_default();
                 let granted = match requested {
