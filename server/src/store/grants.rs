@@ -110,6 +110,13 @@ pub fn insert_access_token(conn: &mut DbConn, row: &AccessTokenRow) -> Result<()
         .map_err(conflict_or)
 }
 
+/// Insert many access-token records in one statement (one transaction).
+pub fn insert_access_tokens(conn: &mut DbConn, rows: &[AccessTokenRow]) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(access_tokens::table).values(rows).execute(c))
+        .map(|_| ())
+        .map_err(conflict_or)
+}
+
 /// Redeem an authorization code: in one transaction, mark it used with one conditional `UPDATE …
 /// RETURNING` (so exactly one of any number of concurrent redemptions wins), let `decide` check the
 /// bindings and build the tokens, and insert them. A code seen used already revokes every token of

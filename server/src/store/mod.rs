@@ -13,6 +13,7 @@
 pub mod clients;
 pub mod grants;
 pub mod keys;
+pub mod recorder;
 pub mod schema;
 pub mod sessions;
 pub mod users;
@@ -108,7 +109,7 @@ impl std::fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 /// r2d2 manager that connects with the concrete type chosen from the URL.
-struct Manager {
+pub struct Manager {
     url: DatabaseUrl,
 }
 
@@ -148,6 +149,7 @@ impl r2d2::ManageConnection for Manager {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    recorder: recorder::TokenRecorder,
 }
 
 impl Store {
@@ -176,7 +178,17 @@ impl Store {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
-        Ok(Store { pool, backend })
+        let recorder_pool = pool.clone();
+        let recorder = recorder::TokenRecorder::start(move || {
+            recorder_pool
+                .get()
+                .map_err(|e| StoreError::Pool(e.to_string()))
+        })?;
+        Ok(Store {
+            pool,
+            backend,
+            recorder,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -213,6 +225,11 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Record an access token's `jti` (group-committed with concurrent ones; see [`recorder`]).
+    pub async fn record_access_token(&self, row: grants::AccessTokenRow) -> Result<(), StoreError> {
+        self.recorder.record(row).await
     }
 
     /// The same, synchronously (CLI commands).

@@ -8,7 +8,6 @@ use super::super::error::OAuthError;
 use super::super::params::Params;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
-use crate::store::grants;
 
 /// Scopes that need a user (an owner) and so never come from this grant.
 const USER_SCOPES: &[&str] = &[
@@ -64,9 +63,7 @@ pub async fn issue(
         },
         now,
     )?;
-    core.store
-        .run(move |c| grants::insert_access_token(c, &row))
-        .await?;
+    core.store.record_access_token(row).await?;
     Ok(TokenResponse {
         access_token: token,
         token_type: "Bearer",
