@@ -31,7 +31,43 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/s
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
 /// Pragmas set on every pooled SQLite connection (see `../shared/dependencies.md`, pitfalls 2 and 3).
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// `wal_autocheckpoint = 0`: no commit checkpoints inline (that would put a checkpoint's page
+/// copying and fsync into some request's latency); the store's checkpoint thread does it instead.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
+
+/// How often the SQLite checkpoint thread runs a passive checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Sets its flag when the last clone of the store is dropped, which stops the checkpoint thread.
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Passive WAL checkpoints off the request path (they never block readers or writers).
+fn start_checkpointer(pool: r2d2::Pool<Manager>) -> Result<StopOnDrop, StoreError> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("custodia-sqlite-checkpoint".into())
+        .spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Ok(mut c) = pool.get() {
+                    if let Err(e) =
+                        crate::with_conn!(&mut *c, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))
+                    {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed");
+                    }
+                }
+            }
+        })
+        .map_err(|e| StoreError::Task(format!("cannot start the SQLite checkpoint thread: {e}")))?;
+    Ok(StopOnDrop(stop))
+}
 
 /// A connection to either backend.
 pub enum DbConn {
@@ -150,6 +186,7 @@ pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
     recorder: recorder::TokenRecorder,
+    _checkpointer: Option<std::sync::Arc<StopOnDrop>>,
 }
 
 impl Store {
@@ -184,10 +221,15 @@ impl Store {
                 .get()
                 .map_err(|e| StoreError::Pool(e.to_string()))
         })?;
+        let checkpointer = match backend {
+            Backend::Sqlite => Some(std::sync::Arc::new(start_checkpointer(pool.clone())?)),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
             recorder,
+            _checkpointer: checkpointer,
         })
     }
 
