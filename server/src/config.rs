@@ -399,6 +399,12 @@ fn validate_issuer(value: &str) -> Result<String, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad(S, "must not have a query or fragment"));
     }
+    if !matches!(url.path(), "" | "/") {
+        return Err(bad(
+            S,
+            "must not have a path: Custodia serves its endpoints at the root of its host",
+        ));
+    }
     if url.username() != "" || url.password().is_some() {
         return Err(bad(S, "must not contain credentials"));
     }
@@ -466,6 +472,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("CUSTODIA_ISSUER", "http://auth.example"),
             ("CUSTODIA_ISSUER", "https://auth.example?x=1"),
+            ("CUSTODIA_ISSUER", "https://auth.example/tenant"),
             ("CUSTODIA_BIND", "nowhere"),
             ("CUSTODIA_DATABASE_URL", "mysql://x"),
             ("CUSTODIA_PROFILE", "heart-x"),

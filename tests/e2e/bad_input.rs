@@ -362,3 +362,14 @@ token_endpoint_never_500s_on_random_bodies, |srv| {
         }
     }
 });
+
+both!(
+/// RFC 6749 §2.3.1, §3.2: credentials and parameters in the token endpoint's URL are refused.
+token_parameters_in_the_url_are_refused, |srv| {
+    let c = srv.service_client().await;
+    let url = format!("{}?client_id={}&client_secret={}", srv.url("/token"), c.id, c.secret.clone().unwrap_or_default());
+    let r = http().post(url).form(&[("grant_type", "client_credentials")]).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap_or_default();
+    assert_eq!(v["error"], "invalid_request");
+});

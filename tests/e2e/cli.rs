@@ -354,7 +354,12 @@ fn bad_settings_and_arguments_exit_2_with_one_line() {
     );
     one_line_exit_2(&out, "--config");
     let out = custodia(d, &[], &["serve", "--bogus"], None);
-    assert_eq!(out.status.code(), Some(2));
+    one_line_exit_2(&out, "--bogus");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1,
+        "one line"
+    );
     let out = custodia(d, &[], &["client", "add"], None);
     assert_eq!(out.status.code(), Some(2));
     let out = custodia(d, &[], &["check-config"], None);

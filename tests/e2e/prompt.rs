@@ -83,8 +83,7 @@ both!(session_consent_and_prompts, |srv| {
         query(after.redirect()).contains_key("code"),
         "fresh login satisfies prompt=login"
     );
-    // max_age=0 after a second: login again.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // max_age=0 is prompt=login, even within the same second as the last login.
     let mut max_age = pk.to_vec();
     max_age.push(("max_age", "0"));
     let l = open(&b, &authorize_url(&srv, &client, &max_age)).await;
@@ -140,4 +139,20 @@ both!(nonce_and_auth_time_in_the_id_token, |srv| {
             .as_i64()
             .is_some_and(|t| t <= custodia_server::now())
     );
+});
+
+both!(
+/// OpenID Connect Core §3.1.2.1: the authorization endpoint takes POST as well as GET.
+authorization_request_by_post, |srv| {
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let b = browser();
+    let r = b
+        .post(srv.url("/authorize"))
+        .form(&[("response_type", "code"), ("client_id", client.id.as_str()), ("redirect_uri", "https://client.example/cb"), ("scope", "openid"), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap_or_default().contains("name=\"password\""));
 });

@@ -109,7 +109,7 @@ both!(private_key_jwt_client_registers_and_authenticates, ["CUSTODIA_REGISTRATIO
     let jwk = kp.to_jwk_public_key();
     let (s, v) = register(&srv, None, json!({
         "grant_types": ["client_credentials"],
-        "scope": "api:read",
+
         "token_endpoint_auth_method": "private_key_jwt",
         "jwks": {"keys": [Value::Object(jwk.as_ref().clone())]}
     }))
@@ -127,4 +127,23 @@ both!(private_key_jwt_client_registers_and_authenticates, ["CUSTODIA_REGISTRATIO
     assert_eq!(r.status().as_u16(), 200, "issuer as audience is accepted");
     let r = http().post(srv.url("/token")).form(&form).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 401, "jti replay refused");
+});
+
+both!(
+/// Dynamically registered clients cannot give themselves API scopes, and cannot point `jwks_uri` at
+/// this machine or an internal address (the server would fetch it: SSRF).
+dynamic_clients_are_restricted, ["CUSTODIA_REGISTRATION_MODE" => "open"], |srv| {
+    for (body, label) in [
+        (json!({"grant_types": ["client_credentials"], "scope": "api:admin"}), "API scope"),
+        (json!({"redirect_uris": ["https://app.example/cb"], "scope": "openid patient/*.write"}), "FHIR scope"),
+        (json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://127.0.0.1:8080/jwks"}), "loopback jwks_uri"),
+        (json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://10.0.0.1/jwks"}), "internal address"),
+        (json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://169.254.169.254/latest"}), "metadata address"),
+        (json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://intranet/jwks"}), "single-label host"),
+    ] {
+        let (s, v) = register(&srv, None, body).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")), "{label}: {v}");
+    }
+    let (s, _) = register(&srv, None, json!({"redirect_uris": ["https://app.example/cb"], "scope": "openid email"})).await;
+    assert_eq!(s, 201);
 });

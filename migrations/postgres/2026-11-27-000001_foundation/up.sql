@@ -7,8 +7,6 @@ CREATE TABLE users (
     email_verified BOOLEAN NOT NULL DEFAULT FALSE,
     name TEXT,
     password_hash TEXT NOT NULL,
-    failed_logins INTEGER NOT NULL DEFAULT 0,
-    last_failed_at BIGINT,
     created_at BIGINT NOT NULL
 );
 

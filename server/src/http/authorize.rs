@@ -148,8 +148,30 @@ fn render_next(state: &AppState, req: &HttpRequest, ar: &AuthRequest, next: Next
 
 /// `GET /authorize`.
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes());
+    authorize_with(&req, &state, params).await
+}
+
+/// `POST /authorize`: the same request as a form body (OpenID Connect Core §3.1.2.1).
+pub async fn authorize_post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    authorize_with(&req, &state, Params::parse(&body)).await
+}
+
+async fn authorize_with(
+    req: &HttpRequest,
+    state: &AppState,
+    params: Result<Params, OAuthError>,
+) -> HttpResponse {
     let now = crate::now();
-    let params = match Params::parse(req.query_string().as_bytes()) {
+    let params = match params {
         Ok(p) => p,
         Err(e) => return error::page(&e),
     };
@@ -157,12 +179,12 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         Ok(a) => a,
         Err(e) => return error::page(&e),
     };
-    let session = match current_session(&state, &req, now).await {
+    let session = match current_session(state, req, now).await {
         Ok(s) => s,
         Err(e) => return error::page(&e),
     };
     match authorize::next(&state.core, &ar, session, false, now).await {
-        Ok(n) => render_next(&state, &req, &ar, n),
+        Ok(n) => render_next(state, req, &ar, n),
         Err(e) => error::page(&e),
     }
 }
@@ -199,7 +221,7 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if let Err(wait) = state.limits.login(format!("ip:{ip}")) {
+    if let Err(wait) = state.core.limits.login(format!("ip:{ip}")) {
         return error::page(&OAuthError::slow_down(wait));
     }
     let (form, ar) = match form_and_request(&req, payload, &state).await {
@@ -217,7 +239,7 @@ pub async fn login(
             Some("enter your username and password"),
         );
     }
-    let user = match login::authenticate(&state.core, &username, &password, now).await {
+    let user = match login::authenticate(&state.core, &username, &password, &ip, now).await {
         Ok(u) => u,
         Err(LoginError::BadCredentials) => {
             return login_page(
@@ -230,8 +252,7 @@ pub async fn login(
         }
         Err(LoginError::Throttled(wait)) => {
             let mut e = OAuthError::slow_down(wait);
-            e.error_description =
-                format!("too many failed sign-ins for this account; try again in {wait} s");
+            e.error_description = format!("too many failed sign-ins; try again in {wait} s");
             return error::page(&e);
         }
         Err(LoginError::Internal(e)) => return error::page(&OAuthError::internal(e)),
@@ -294,7 +315,7 @@ pub async fn consent(
         }
     };
     match authorize::consent(&state.core, &ar, &session, allow, now).await {
-        Ok(url) => see_other(&url),
+        Ok(next) => render_next(&state, &req, &ar, next),
         Err(e) => error::page(&e),
     }
 }

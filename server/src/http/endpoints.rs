@@ -11,7 +11,7 @@ use super::AppState;
 use super::error;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
-use crate::protocol::{client_auth, discovery, grant, introspect, registration, revoke, userinfo};
+use crate::protocol::{discovery, grant, introspect, registration, revoke, userinfo};
 
 /// The body, or the error response to send (413 when over the configured limit).
 pub async fn read_body(
@@ -84,35 +84,29 @@ fn peer(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Rate limit of the token-like endpoints by source address.
+/// Rate limit of the token-like endpoints by source address (the per-client limit applies after
+/// client authentication, in the protocol core).
 fn limit_source(state: &AppState, req: &HttpRequest) -> Result<(), OAuthError> {
     state
+        .core
         .limits
         .token(format!("ip:{}", peer(req)))
         .map_err(OAuthError::slow_down)
 }
 
-/// Rate limit of the token-like endpoints by the client a request names.
-fn limit_client(state: &AppState, req: &HttpRequest, params: &Params) -> Result<(), OAuthError> {
-    match client_auth::claimed_client_id(authorization(req), params) {
-        Some(id) => state
-            .limits
-            .token(format!("client:{id}"))
-            .map_err(OAuthError::slow_down),
-        None => Ok(()),
-    }
-}
-
-/// Source limit, form, client limit: what the token, introspection and revocation endpoints share.
+/// Source limit, then the form: what the token, introspection and revocation endpoints share.
 async fn limited_form(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Params, HttpResponse> {
     limit_source(state, req).map_err(|e| error::oauth(&e))?;
-    let params = read_form(req, payload, state).await?;
-    limit_client(state, req, &params).map_err(|e| error::oauth(&e))?;
-    Ok(params)
+    if !req.query_string().is_empty() {
+        return Err(error::oauth(&OAuthError::invalid_request(
+            "parameters in the URL are not accepted here; send them in the form body",
+        )));
+    }
+    read_form(req, payload, state).await
 }
 
 fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
@@ -354,9 +348,8 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = match req.path() {
         "/token" | "/introspect" | "/revoke" | "/register" | "/authorize/login"
         | "/authorize/consent" => Some("POST"),
-        "/userinfo" => Some("GET, POST"),
-        "/authorize"
-        | "/jwks"
+        "/userinfo" | "/authorize" => Some("GET, POST"),
+        "/jwks"
         | "/healthz"
         | "/readyz"
         | "/.well-known/openid-configuration"

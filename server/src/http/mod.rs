@@ -11,7 +11,6 @@ pub mod endpoints;
 pub mod error;
 pub mod middleware;
 pub mod pages;
-pub mod ratelimit;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -25,7 +24,6 @@ use crate::protocol::Core;
 /// Shared state of every worker.
 pub struct AppState {
     pub core: Core,
-    pub limits: ratelimit::Limits,
 }
 
 /// Register every route.
@@ -41,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/jwks", web::get().to(e::jwks))
     .route("/authorize", web::get().to(authorize::authorize))
+    .route("/authorize", web::post().to(authorize::authorize_post))
     .route("/authorize/login", web::post().to(authorize::login))
     .route("/authorize/consent", web::post().to(authorize::consent))
     .route("/token", web::post().to(e::token))
@@ -71,10 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// handle). Housekeeping (key reload, pruning) runs beside it.
 pub fn start(core: Core, listener: TcpListener) -> std::io::Result<Server> {
     let workers = core.config.workers;
-    let state = web::Data::new(AppState {
-        limits: ratelimit::Limits::new(core.config.rate_limits),
-        core,
-    });
+    let state = web::Data::new(AppState { core });
     let hk = state.clone().into_inner();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -117,6 +113,6 @@ async fn housekeeping(state: Arc<AppState>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
             Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
         }
-        state.limits.shrink();
+        state.core.limits.shrink();
     }
 }

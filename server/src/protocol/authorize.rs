@@ -269,7 +269,10 @@ pub async fn next(
     let needs_login = match &session {
         None => true,
         Some((s, _)) => {
-            !fresh_login && (req.prompt.login || req.max_age.is_some_and(|m| now - s.auth_time > m))
+            // `max_age=0` is `prompt=login` (OpenID Connect Core §3.1.2.1).
+            !fresh_login
+                && (req.prompt.login
+                    || req.max_age.is_some_and(|m| m == 0 || now - s.auth_time > m))
         }
     };
     if needs_login {
@@ -308,22 +311,35 @@ pub async fn next(
     ))
 }
 
+/// How long a consent page may be answered after the sign-in it followed, in seconds.
+pub const CONSENT_WINDOW: i64 = 600;
+
 /// The user's answer on the consent page.
+///
+/// A consent form can only be answered within [`CONSENT_WINDOW`] of the sign-in it followed when
+/// the request demanded a fresh one (`prompt=login`, `max_age`): an old session cannot skip the
+/// login by posting the consent form directly ([`Next::Login`] then asks for the password again).
 pub async fn consent(
     core: &Core,
     req: &AuthRequest,
     session: &(SessionRow, UserRow),
     allow: bool,
     now: i64,
-) -> Result<String, OAuthError> {
+) -> Result<Next, OAuthError> {
+    if req.prompt.login || req.max_age.is_some() {
+        let limit = req.max_age.unwrap_or(0).max(0) + CONSENT_WINDOW;
+        if now - session.0.auth_time > limit {
+            return Ok(Next::Login);
+        }
+    }
     tracing::info!(target: "audit", event = "consent", user_id = %session.1.id, client_id = %req.client.id, allow, scope = %scope::join(&req.scopes));
     if !allow {
-        return Ok(error_redirect(
+        return Ok(Next::Redirect(error_redirect(
             core,
             req,
             ErrorCode::AccessDenied,
             "the user denied the request",
-        ));
+        )));
     }
     let (uid, cid) = (session.1.id.clone(), req.client.id.clone());
     let wanted = req.scopes.clone();
@@ -339,7 +355,9 @@ pub async fn consent(
             grants::save_consent(c, &uid, &cid, &scope::join(&all), now)
         })
         .await?;
-    issue_code(core, req, &session.1.id, session.0.auth_time, now).await
+    Ok(Next::Redirect(
+        issue_code(core, req, &session.1.id, session.0.auth_time, now).await?,
+    ))
 }
 
 /// Issue a code and return the success redirect.

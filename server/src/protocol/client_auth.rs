@@ -83,8 +83,20 @@ async fn load_client(core: &Core, id: &str) -> Result<Client, OAuthError> {
         .ok_or_else(unauthorized)
 }
 
-/// Authenticate the calling client.
+/// Authenticate the calling client, then apply its rate limit.
 pub async fn authenticate(
+    core: &Core,
+    p: Presented<'_>,
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
+    let client = authenticate_only(core, p, now).await?;
+    core.limits
+        .token(format!("client:{}", client.client.id))
+        .map_err(OAuthError::slow_down)?;
+    Ok(client)
+}
+
+async fn authenticate_only(
     core: &Core,
     p: Presented<'_>,
     now: i64,

@@ -14,6 +14,7 @@ pub mod grant;
 pub mod introspect;
 pub mod login;
 pub mod params;
+pub mod ratelimit;
 pub mod registration;
 pub mod revoke;
 pub mod scope;
@@ -36,10 +37,13 @@ pub struct Core {
     pub http: reqwest::Client,
     pub jwks_cache: client_auth::JwksCache,
     pub clients: clients::ClientCache,
+    pub login_throttle: Arc<login::LoginThrottle>,
+    pub limits: Arc<ratelimit::Limits>,
 }
 
 impl Core {
     pub fn new(config: Config, store: Store, keys: KeyRing) -> Core {
+        let rate_limits = config.rate_limits;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(5))
@@ -53,6 +57,8 @@ impl Core {
             http,
             jwks_cache: client_auth::JwksCache::default(),
             clients: clients::ClientCache::default(),
+            login_throttle: Arc::default(),
+            limits: Arc::new(ratelimit::Limits::new(rate_limits)),
         }
     }
 

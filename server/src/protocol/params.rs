@@ -4,9 +4,18 @@
 
 use super::error::OAuthError;
 
-/// Parsed parameters.
-#[derive(Clone, Debug, Default)]
+/// Parsed parameters. They may hold secrets (`client_secret`, `code`, `refresh_token`,
+/// `client_assertion`, `password`), so `Debug` prints the names only.
+#[derive(Clone, Default)]
 pub struct Params(Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=[redacted]")))
+            .finish()
+    }
+}
 
 /// Most parameters a request may carry, and the longest value accepted.
 const MAX_PARAMS: usize = 64;
@@ -67,6 +76,13 @@ impl Params {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn debug_never_shows_values() {
+        let p = Params::parse(b"client_secret=s3cr3t&code=abc").unwrap_or_default();
+        let d = format!("{p:?}");
+        assert!(d.contains("client_secret") && !d.contains("s3cr3t") && !d.contains("abc"));
+    }
 
     #[test]
     fn repeated_and_empty() {

@@ -80,6 +80,41 @@ fn client_json(
     Value::Object(out)
 }
 
+/// What a dynamically registered (so unvetted) client may not have: scopes beyond the OpenID
+/// Connect ones (only an administrator grants API scopes), and a `jwks_uri` that points at this
+/// machine or an internal network by address (the server fetches it, RFC 9700 §4.11 / SSRF).
+fn check_dynamic(m: &ClientMetadata) -> Result<(), OAuthError> {
+    for s in m
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
+        if !super::scope::OIDC_SCOPES.contains(&s) {
+            return Err(OAuthError::metadata(format!(
+                "scope `{s}` is not available to dynamically registered clients"
+            )));
+        }
+    }
+    if let Some(u) = &m.jwks_uri {
+        let parsed = url::Url::parse(u)
+            .map_err(|_| OAuthError::metadata("`jwks_uri` must be an https URL"))?;
+        let internal = match parsed.host() {
+            Some(url::Host::Domain(d)) => {
+                d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") || !d.contains('.')
+            }
+            Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)) | None => true,
+        };
+        if parsed.scheme() != "https" || internal {
+            return Err(OAuthError::metadata(
+                "`jwks_uri` must be an https URL with a public host name",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Register a client (synchronously, on a connection): validate, generate id and secrets, store.
 pub fn register_on(
     conn: &mut DbConn,
@@ -90,6 +125,9 @@ pub fn register_on(
     now: i64,
 ) -> Result<Value, OAuthError> {
     let metadata = validate_metadata(metadata, profile)?;
+    if by == RegisteredBy::Dynamic {
+        check_dynamic(&metadata)?;
+    }
     let method = metadata
         .token_endpoint_auth_method
         .clone()
@@ -238,6 +276,9 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
     }
     let metadata = parse_metadata(body)?;
     let metadata = validate_metadata(metadata, core.config.profile)?;
+    if row.registered_by == "dynamic" {
+        check_dynamic(&metadata)?;
+    }
     let old = Client::from_row(row.clone())?;
     let new_method = metadata
         .token_endpoint_auth_method

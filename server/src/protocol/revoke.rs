@@ -5,7 +5,7 @@
 
 use super::Core;
 use super::client_auth::{self, Presented};
-use super::error::{ErrorCode, OAuthError};
+use super::error::OAuthError;
 use super::params::Params;
 use crate::secrets::Secret;
 use crate::store::grants;
@@ -23,17 +23,8 @@ pub async fn revoke(
     };
     let caller = client_auth::authenticate(core, presented, now).await?;
     let token = params.require("token")?;
-    if let Some(hint) = params.get("token_type_hint")
-        && !["access_token", "refresh_token"].contains(&hint)
-    {
-        return Err(OAuthError::new(
-            ErrorCode::UnsupportedTokenType,
-            format!(
-                "token type `{}` cannot be revoked here",
-                super::scope::sanitize(hint)
-            ),
-        ));
-    }
+    // `token_type_hint` is advisory (RFC 7009 §2.1): the server looks the token up among every
+    // type it knows whatever the hint says, so an unknown hint is not an error.
     let caller_id = caller.client.id.clone();
 
     if token.split('.').count() == 3 {

@@ -40,10 +40,13 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
-/// A valid Argon2id hash of a random password, so an unknown username costs the same time as a
-/// wrong password.
-pub fn dummy_hash() -> String {
-    hash_password(&crate::secrets::random_b64(16)).unwrap_or_default()
+/// A valid Argon2id hash of a random password, computed once, so an unknown username costs the
+/// same time (one verification) as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        hash_password(&crate::secrets::random_b64(16)).unwrap_or_default()
+    });
+    &DUMMY
 }
 
 /// Validate and build a new user row (hashing the password).
@@ -86,8 +89,6 @@ pub fn new_user(
         email_verified,
         name: name.map(str::to_string),
         password_hash: hash_password(password)?,
-        failed_logins: 0,
-        last_failed_at: None,
         created_at: now,
     })
 }

@@ -56,13 +56,12 @@ fn start_checkpointer(pool: r2d2::Pool<Manager>) -> Result<StopOnDrop, StoreErro
         .spawn(move || {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                if let Ok(mut c) = pool.get() {
-                    if let Err(e) =
+                if let Ok(mut c) = pool.get()
+                    && let Err(e) =
                         crate::with_conn!(&mut *c, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))
                     {
                         tracing::warn!(error = %e, "SQLite checkpoint failed");
                     }
-                }
             }
         })
         .map_err(|e| StoreError::Task(format!("cannot start the SQLite checkpoint thread: {e}")))?;

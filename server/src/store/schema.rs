@@ -8,8 +8,6 @@ diesel::table! {
         email_verified -> Bool,
         name -> Nullable<Text>,
         password_hash -> Text,
-        failed_logins -> Integer,
-        last_failed_at -> Nullable<BigInt>,
         created_at -> BigInt,
     }
 }

@@ -1,5 +1,4 @@
-//! Users (resource owners and local requesting parties): accounts with Argon2id password hashes
-//! and a failed-login counter for per-account slow-down.
+//! Users (resource owners and local requesting parties): accounts with Argon2id password hashes.
 
 use diesel::prelude::*;
 
@@ -17,8 +16,6 @@ pub struct UserRow {
     pub name: Option<String>,
     /// Argon2id PHC string; never a password.
     pub password_hash: String,
-    pub failed_logins: i32,
-    pub last_failed_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -40,18 +37,4 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError>
     Ok(
         with_conn!(conn, c => users::table.find(id).select(UserRow::as_select()).first(c).optional())?,
     )
-}
-
-pub fn record_failed_login(conn: &mut DbConn, id: &str, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::update(users::table.find(id))
-        .set((users::failed_logins.eq(users::failed_logins + 1), users::last_failed_at.eq(Some(now))))
-        .execute(c))?;
-    Ok(())
-}
-
-pub fn reset_failed_logins(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::update(users::table.find(id))
-        .set((users::failed_logins.eq(0), users::last_failed_at.eq(None::<i64>)))
-        .execute(c))?;
-    Ok(())
 }

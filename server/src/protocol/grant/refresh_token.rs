@@ -79,7 +79,7 @@ pub async fn refresh(
                     None
                 };
                 // The new refresh token keeps the originally granted scope (RFC 6749 §6).
-                let (secret, refresh_row) = minter.mint_refresh(
+                let (secret, mut refresh_row) = minter.mint_refresh(
                     &row.grant_id,
                     &row.client_id,
                     &row.user_id,
@@ -87,6 +87,9 @@ pub async fn refresh(
                     row.auth_time,
                     now,
                 );
+                // The family's lifetime is fixed when the code is exchanged: rotation never extends
+                // it, so a stolen family cannot live on by refreshing (RFC 9700 §4.14.2).
+                refresh_row.expires_at = row.expires_at;
                 let response = TokenResponse {
                     access_token: access,
                     token_type: "Bearer",

@@ -1,5 +1,6 @@
-//! Per-instance rate limits (GCRA, the `governor` crate): token endpoint per client and per source
-//! address; login per source address. The source address is the TCP peer: forwarded headers are
+//! Per-instance rate limits (GCRA, the `governor` crate): the token, introspection and revocation
+//! endpoints per source address and per authenticated client (never per a client id merely named
+//! in a request, so nobody can spend another client's budget); login per source address. The source address is the TCP peer: forwarded headers are
 //! not trusted (RFC 9700 §4.13).
 
 use std::num::NonZeroU32;
