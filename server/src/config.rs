@@ -490,6 +490,7 @@ mod tests {
     }
 
     #[test]
+    // CORE-09: the issuer is https (loopback excepted), without query, fragment or path.
     fn https_and_loopback_issuers() -> Result<(), ConfigError> {
         assert_eq!(
             load(&[("CUSTODIA_ISSUER", "https://as.example/")])?.issuer,

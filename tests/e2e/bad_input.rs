@@ -309,7 +309,7 @@ bad_client_assertions, |srv| {
 });
 
 both!(
-/// RFC 7591 §3.2.2: invalid metadata is `invalid_client_metadata` or `invalid_redirect_uri`.
+/// CORE-08, RFC 7591 §3.2.2: invalid metadata is `invalid_client_metadata` or `invalid_redirect_uri`.
 invalid_registration_metadata, ["CUSTODIA_REGISTRATION_MODE" => "open"], |srv| {
     let cases: Vec<(Value, &str)> = vec![
         (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),

@@ -305,3 +305,37 @@ refresh_family_lifetime_is_fixed, ["CUSTODIA_REFRESH_TOKEN_TTL" => "3"], |srv| {
     let (s, e) = token_request(&srv, &client, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")), "the family expired 3 s after the code exchange");
 });
+
+both!(
+/// BCP-21, ISS-02, BCP-08, CORE-09: the metadata documents advertise what the server allows and
+/// nothing else, with the issuer they were fetched under.
+discovery_metadata, |srv| {
+    let h = custodia_tests::http();
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        let m: serde_json::Value = h.get(srv.url(path)).send().await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+        assert_eq!(m["issuer"], srv.base.as_str(), "CORE-09");
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true, "ISS-02");
+        assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]), "BCP-08: no plain");
+        assert_eq!(m["response_types_supported"], serde_json::json!(["code"]), "BCP-10: no implicit");
+        let grants = m["grant_types_supported"].as_array().cloned().unwrap_or_default();
+        assert!(!grants.iter().any(|g| g == "password" || g == "implicit"), "BCP-19");
+        assert_eq!(m["request_uri_parameter_supported"], false);
+        let methods = m["introspection_endpoint_auth_methods_supported"].as_array().cloned().unwrap_or_default();
+        assert!(!methods.iter().any(|x| x == "none"), "CORE-07: introspection needs an authenticated caller");
+        for ep in ["authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint", "introspection_endpoint", "revocation_endpoint", "registration_endpoint"] {
+            assert!(m[ep].as_str().is_some_and(|u| u.starts_with(&srv.base)), "{ep}");
+        }
+    }
+});
+
+both!(
+/// BCP-13: whether a client gets refresh tokens is decided per client (its registered grants).
+refresh_tokens_only_for_clients_registered_for_them, |srv| {
+    srv.add_user("fay", "correct horse battery").await;
+    let v = srv.add_client(serde_json::json!({"redirect_uris": ["https://client.example/cb"], "grant_types": ["authorization_code"], "scope": "openid offline_access"})).await;
+    let client = TestClient::from_json(&v);
+    let t = code_flow_tokens(&srv, &client, "fay", "correct horse battery", "openid offline_access").await;
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    let (s, e) = token_request(&srv, &client, &[("grant_type", "refresh_token"), ("refresh_token", "cst_rt_x")]).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("unauthorized_client")));
+});
