@@ -168,32 +168,14 @@ both!(refresh_reuse_revokes_the_family, |srv| {
     // BCP-15: rotate RT1 -> RT2; presenting RT1 again is refused and revokes RT2 and its tokens.
     srv.add_user("bob", "correct horse battery").await;
     let client = srv.web_client().await;
-    let (verifier, challenge) = pkce();
-    let loc = authorize_and_allow(
+    let t1 = code_flow_tokens(
         &srv,
         &client,
-        &[
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("scope", "openid offline_access"),
-        ],
         "bob",
         "correct horse battery",
+        "openid offline_access",
     )
     .await;
-    let code = query(&loc).remove("code").unwrap_or_default();
-    let (s, t1) = token_request(
-        &srv,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{t1}");
     let rt1 = t1["refresh_token"].as_str().unwrap_or_default().to_string();
     let (s, t2) = token_request(
         &srv,
@@ -234,31 +216,7 @@ both!(refresh_cannot_widen_scope, |srv| {
     // BCP-14: a refresh asking for a scope never granted is invalid_scope.
     srv.add_user("carol", "correct horse battery").await;
     let client = srv.web_client().await;
-    let (verifier, challenge) = pkce();
-    let loc = authorize_and_allow(
-        &srv,
-        &client,
-        &[
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("scope", "openid"),
-        ],
-        "carol",
-        "correct horse battery",
-    )
-    .await;
-    let code = query(&loc).remove("code").unwrap_or_default();
-    let (_, t1) = token_request(
-        &srv,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let t1 = code_flow_tokens(&srv, &client, "carol", "correct horse battery", "openid").await;
     let rt1 = t1["refresh_token"].as_str().unwrap_or_default().to_string();
     let (s, err) = token_request(
         &srv,

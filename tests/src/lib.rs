@@ -450,22 +450,7 @@ pub async fn authorize_and_allow(
     password: &str,
 ) -> String {
     let browser = browser();
-    let defaults: Vec<(&str, &str)> = vec![
-        ("response_type", "code"),
-        ("client_id", &client.id),
-        ("redirect_uri", "https://client.example/cb"),
-        ("scope", "openid profile email"),
-    ];
-    let mut q: Vec<(&str, &str)> = defaults
-        .into_iter()
-        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
-        .collect();
-    q.extend_from_slice(extra);
-    let url = format!(
-        "{}?{}",
-        srv.url("/authorize"),
-        serde_urlencoded::to_string(&q).unwrap_or_default()
-    );
+    let url = authorize_url(srv, client, extra);
     let login = open(&browser, &url).await;
     let (_, page) = login.page();
     let after_login = submit_login(&browser, srv, page, username, password).await;
