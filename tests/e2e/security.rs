@@ -400,3 +400,52 @@ codes_are_bound_to_their_client, |srv| {
     let (s, _) = token_request(&srv, &client, &form).await;
     assert_eq!(s, 200, "the rightful client still redeems it");
 });
+
+both!(
+/// The login slow-down is per (username, source address): an attacker failing from one address
+/// is made to wait, while the owner, from another address, still gets in (no lock-out).
+login_slow_down_never_locks_the_owner_out, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&srv, &client, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+    let attacker = browser_from("127.0.0.2".parse().unwrap_or_else(|e| panic!("{e}")));
+    let page = open(&attacker, &url).await.page().1.to_string();
+    for _ in 0..5 {
+        assert_eq!(submit_login(&attacker, &srv, &page, "alice", "wrong password!").await.page().0, 200);
+    }
+    assert_eq!(submit_login(&attacker, &srv, &page, "alice", "wrong password!").await.page().0, 429);
+    // The same for a username that does not exist: nothing tells the two apart.
+    for _ in 0..5 {
+        assert_eq!(submit_login(&attacker, &srv, &page, "nobody", "wrong password!").await.page().0, 200);
+    }
+    assert_eq!(submit_login(&attacker, &srv, &page, "nobody", "wrong password!").await.page().0, 429);
+    // The owner, from another address, gets in at once (only delayed a little).
+    let owner = browser();
+    let page = open(&owner, &url).await.page().1.to_string();
+    let (status, body) = match submit_login(&owner, &srv, &page, "alice", PW).await {
+        Landing::Page(s, b) => (s, b),
+        Landing::Redirect(s, l) => (s, l),
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("name=\"decision\""), "the consent page, not a refusal");
+});
+
+both!(
+/// The per-client token limit counts authenticated requests only: requests from another address
+/// that merely name a client (with a wrong secret) cannot spend that client's budget.
+per_client_limit_counts_only_authenticated_requests, ["CUSTODIA_RATE_TOKEN_PER_SECOND" => "1", "CUSTODIA_RATE_TOKEN_BURST" => "3"], |srv| {
+    let victim = srv.service_client().await;
+    let attacker = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap_or_else(|e| panic!("{e}")))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut statuses = vec![];
+    for _ in 0..6 {
+        let r = attacker.post(srv.url("/token")).basic_auth(&victim.id, Some("wrong")).form(&[("grant_type", "client_credentials")]).send().await.unwrap_or_else(|e| panic!("{e}"));
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.contains(&429), "{statuses:?}: refused, then the attacker's address is limited");
+    let (s, t) = token_request(&srv, &victim, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200, "the victim's budget is untouched: {t}");
+});

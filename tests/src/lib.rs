@@ -294,6 +294,17 @@ pub fn browser() -> reqwest::Client {
         .unwrap_or_else(|e| panic!("client: {e}"))
 }
 
+/// A browser whose connections come from another loopback address (`127.0.0.2`), so a test can
+/// play a second source address against the server on `127.0.0.1`.
+pub fn browser_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(source)
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
 /// A plain HTTP client (no cookies, no redirects).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
