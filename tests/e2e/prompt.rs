@@ -156,3 +156,35 @@ authorization_request_by_post, |srv| {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.unwrap_or_default().contains("name=\"password\""));
 });
+
+both!(
+/// `prompt=login` and `max_age` cannot be skipped by posting the consent form with an old session:
+/// the consent only counts within 10 minutes of the sign-in it followed.
+consent_cannot_skip_a_required_login, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let pk = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    let b = browser();
+    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    let c = submit_login(&b, &srv, l.page().1, "alice", PW).await;
+    assert!(query(submit_consent(&b, &srv, c.page().1, "allow").await.redirect()).contains_key("code"));
+    // An hour later someone at the browser asks with prompt=login, takes the form fields of the
+    // login page and posts the consent form directly.
+    srv.core.clock.advance(3600);
+    for extra in [("prompt", "login"), ("max_age", "60")] {
+        let mut q = pk.to_vec();
+        q.push(extra);
+        let l = open(&b, &authorize_url(&srv, &client, &q)).await;
+        let page = l.page().1.to_string();
+        assert!(page.contains("name=\"password\""), "{extra:?}: login page");
+        let r = submit_consent(&b, &srv, &page, "allow").await;
+        let (status, body) = r.page();
+        assert_eq!(status, 200, "{extra:?}");
+        assert!(body.contains("name=\"password\""), "{extra:?}: asked to sign in again, no code");
+        // Signing in again works and yields a code.
+        let done = submit_login(&b, &srv, &page, "alice", PW).await;
+        assert!(query(done.redirect()).contains_key("code"), "{extra:?}");
+        srv.core.clock.advance(3600);
+    }
+});

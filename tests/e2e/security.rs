@@ -350,7 +350,7 @@ failed_logins_slow_down, |srv| {
     let r = submit_login(&b, &srv, &page, "alice", PW).await;
     let (s, body) = r.page();
     assert_eq!(s, 429, "{body}");
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    srv.core.clock.advance(3);
     let r = submit_login(&b, &srv, &page, "alice", PW).await;
     assert_eq!(r.page().0, 200, "after the wait the owner gets in (consent page)");
 });
@@ -372,14 +372,14 @@ both!(token_endpoint_rate_limit, ["CUSTODIA_RATE_TOKEN_PER_SECOND" => "1", "CUST
 });
 
 both!(
-/// CORE-02: codes are short-lived; a code past its lifetime is `invalid_grant`.
-codes_expire, ["CUSTODIA_CODE_TTL" => "1"], |srv| {
+/// CORE-02: codes are short-lived (60 s); a code past its lifetime is `invalid_grant`.
+codes_expire, |srv| {
     srv.add_user("alice", PW).await;
     let client = srv.web_client().await;
     let (verifier, challenge) = pkce();
     let loc = authorize_and_allow(&srv, &client, &[("code_challenge", &challenge), ("code_challenge_method", "S256")], "alice", PW).await;
     let code = query(&loc).remove("code").unwrap_or_default();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    srv.core.clock.advance(61);
     let (s, e) = token_request(&srv, &client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier)]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 });

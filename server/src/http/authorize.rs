@@ -170,7 +170,7 @@ async fn authorize_with(
     state: &AppState,
     params: Result<Params, OAuthError>,
 ) -> HttpResponse {
-    let now = crate::now();
+    let now = state.core.now();
     let params = match params {
         Ok(p) => p,
         Err(e) => return error::page(&e),
@@ -216,7 +216,7 @@ pub async fn login(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let now = crate::now();
+    let now = state.core.now();
     let ip = req
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -287,7 +287,7 @@ pub async fn consent(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let now = crate::now();
+    let now = state.core.now();
     let (form, ar) = match form_and_request(&req, payload, &state).await {
         Ok(x) => x,
         Err(r) => return r,

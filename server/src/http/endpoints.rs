@@ -139,7 +139,7 @@ pub async fn token(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match grant::token(&state.core, &params, authorization(&req), crate::now()).await {
+    match grant::token(&state.core, &params, authorization(&req), state.core.now()).await {
         Ok(t) => no_store_json(StatusCode::OK, &t),
         Err(e) => error::oauth(&e),
     }
@@ -155,7 +155,8 @@ pub async fn introspect(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match introspect::introspect(&state.core, &params, authorization(&req), crate::now()).await {
+    match introspect::introspect(&state.core, &params, authorization(&req), state.core.now()).await
+    {
         Ok(v) => no_store_json(StatusCode::OK, &v),
         Err(e) => error::oauth(&e),
     }
@@ -171,7 +172,7 @@ pub async fn revoke(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match revoke::revoke(&state.core, &params, authorization(&req), crate::now()).await {
+    match revoke::revoke(&state.core, &params, authorization(&req), state.core.now()).await {
         Ok(()) => HttpResponse::Ok()
             .insert_header((CACHE_CONTROL, "no-store"))
             .finish(),
@@ -222,7 +223,7 @@ pub async fn userinfo(
             .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
             .finish();
     };
-    match userinfo::userinfo(&state.core, token, crate::now()).await {
+    match userinfo::userinfo(&state.core, token, state.core.now()).await {
         Ok(v) => no_store_json(StatusCode::OK, &v),
         Err(e) => error::oauth(&e),
     }
@@ -234,7 +235,7 @@ pub async fn register(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let now = crate::now();
+    let now = state.core.now();
     if let Err(e) = registration::check_allowed(&state.core, bearer(&req), now).await {
         return error::oauth(&e);
     }

@@ -94,7 +94,7 @@ async fn housekeeping(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         let core = state.core.clone();
-        let now = crate::now();
+        let now = state.core.now();
         let res = tokio::task::spawn_blocking(move || {
             core.keys
                 .reload_sync(&core.store, now)

@@ -39,6 +39,26 @@ pub struct Core {
     pub clients: clients::ClientCache,
     pub login_throttle: Arc<login::LoginThrottle>,
     pub limits: Arc<ratelimit::Limits>,
+    pub clock: Clock,
+}
+
+/// The server's clock: the system time plus an offset that is always 0 in production. The HTTP
+/// layer reads `now` here and hands it to the core (which never reads a clock itself); end-to-end
+/// tests move the offset to cross time windows (code and refresh lifetimes, consent freshness)
+/// without sleeping.
+#[derive(Clone, Default)]
+pub struct Clock(Arc<std::sync::atomic::AtomicI64>);
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        crate::now() + self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Move the clock forward (tests).
+    pub fn advance(&self, seconds: i64) {
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Core {
@@ -59,7 +79,13 @@ impl Core {
             clients: clients::ClientCache::default(),
             login_throttle: Arc::default(),
             limits: Arc::new(ratelimit::Limits::new(rate_limits)),
+            clock: Clock::default(),
         }
+    }
+
+    /// The current time (seconds since the epoch).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     pub fn issuer(&self) -> &str {
