@@ -110,6 +110,15 @@ pub fn insert_access_token(conn: &mut DbConn, row: &AccessTokenRow) -> Result<()
         .map_err(conflict_or)
 }
 
+/// The client a code was issued to (used or not), without consuming it.
+pub fn code_client(conn: &mut DbConn, code_hash: &str) -> Result<Option<String>, StoreError> {
+    Ok(with_conn!(conn, c => auth_codes::table
+        .find(code_hash)
+        .select(auth_codes::client_id)
+        .first::<String>(c)
+        .optional())?)
+}
+
 /// Insert many access-token records in one statement (one transaction).
 pub fn insert_access_tokens(conn: &mut DbConn, rows: &[AccessTokenRow]) -> Result<(), StoreError> {
     with_conn!(conn, c => diesel::insert_into(access_tokens::table).values(rows).execute(c))

@@ -48,17 +48,9 @@ pub async fn exchange(
     // A code belongs to one client (CORE-04): look before consuming, so another client presenting a
     // stolen code cannot burn it.
     let peek_hash = hash.clone();
-    let owner: Option<String> = core
+    let owner = core
         .store
-        .run(move |c| {
-            use crate::store::schema::auth_codes;
-            use diesel::prelude::*;
-            Ok(crate::with_conn!(c, c => auth_codes::table
-                .find(&peek_hash)
-                .select(auth_codes::client_id)
-                .first::<String>(c)
-                .optional())?)
-        })
+        .run(move |c| grants::code_client(c, &peek_hash))
         .await?;
     match owner {
         Some(o) if o == auth.client.id => {}
