@@ -612,3 +612,96 @@ async fn logs_never_contain_secrets() {
     }
     assert!(!logs.contains("cst_"), "no prefixed secret reached the log");
 }
+
+mod serve_on_postgres {
+    use super::*;
+
+    /// The binary on PostgreSQL: `migrate`, `client add` and `serve` against a fresh database, the
+    /// key-encryption key file created in the working directory, tokens issued and introspected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let db = tokio::task::spawn_blocking(custodia_tests::fresh_pg_database)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let bind = format!("127.0.0.1:{port}");
+        let env = [
+            ("CUSTODIA_BIND", bind.as_str()),
+            ("CUSTODIA_ISSUER", base.as_str()),
+            ("CUSTODIA_DATABASE_URL", db.as_str()),
+        ];
+        let out = custodia(dir.path(), &env, &["migrate"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = custodia(
+            dir.path(),
+            &env,
+            &[
+                "client",
+                "add",
+                "--name",
+                "svc",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api:read",
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let (id, secret) = (
+            client["client_id"].as_str().unwrap_or_default().to_string(),
+            client["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        let server = serve(dir.path(), &env, &base).await;
+        assert!(
+            dir.path().join("custodia.kek").exists(),
+            "the KEK file for PostgreSQL is custodia.kek in the working directory"
+        );
+        let t: Value = http()
+            .post(format!("{base}/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        let at = t["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {t}"));
+        let i: Value = http()
+            .post(format!("{base}/introspect"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", at)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        assert_eq!(i["active"], true);
+        let r = http()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), 200);
+        drop(server);
+        custodia_tests::drop_pg_database(&db);
+    }
+}

@@ -33,7 +33,7 @@ pub fn pg_admin_url() -> String {
 }
 
 /// A fresh PostgreSQL database for one test; returns its URL.
-fn fresh_pg_database() -> String {
+pub fn fresh_pg_database() -> String {
     use diesel::Connection as _;
     use diesel::connection::SimpleConnection as _;
     let admin = format!("{}/postgres", pg_admin_url());
@@ -69,7 +69,7 @@ impl Drop for TestServer {
 }
 
 /// Drop a test database (its pool's connections are cut with `FORCE`).
-fn drop_pg_database(url: &str) {
+pub fn drop_pg_database(url: &str) {
     use diesel::Connection as _;
     use diesel::connection::SimpleConnection as _;
     let Some(name) = url
