@@ -212,7 +212,6 @@ struct KeySet {
 pub struct KeyRing {
     inner: Arc<RwLock<Arc<KeySet>>>,
     kek: Arc<[u8; 32]>,
-    issuer: String,
 }
 
 /// Verification failures of our own tokens.
@@ -239,7 +238,6 @@ impl KeyRing {
                 jwks: Value::Null,
             }))),
             kek: Arc::new(kek),
-            issuer: config.issuer.clone(),
         };
         ring.reload_sync(store, now)?;
         let needs_key = {
@@ -410,10 +408,6 @@ impl KeyRing {
             .map_err(|_| TokenInvalid::BadSignature)?;
         let typ = header.token_type().map(str::to_string);
         Ok((payload.claims_set().clone(), typ))
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 }
 

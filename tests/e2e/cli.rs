@@ -72,6 +72,38 @@ async fn serve(dir: &Path, env: &[(&str, &str)], base: &str) -> Serving {
     }
 }
 
+/// A `client_credentials` token from a running server, then introspected: active.
+async fn client_credentials_round_trip(base: &str, id: &str, secret: &str, scope: Option<&str>) {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let t: Value = http()
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let at = t["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {t}"));
+    let i: Value = http()
+        .post(format!("{base}/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(i["active"], true);
+}
+
 fn one_line_exit_2(out: &Output, names: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "exit code 2: {err}");
@@ -278,30 +310,7 @@ async fn readme_walkthrough_with_cli_made_user_and_client() {
     );
 
     let _server = serve(dir.path(), &env, &base).await;
-    let t: Value = http()
-        .post(format!("{base}/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    let at = t["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {t}"));
-    let i: Value = http()
-        .post(format!("{base}/introspect"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", at)])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    assert_eq!(i["active"], true);
+    client_credentials_round_trip(&base, &id, &secret, Some("api:read")).await;
     let jwks: Value = http()
         .get(format!("{base}/jwks"))
         .send()
@@ -671,30 +680,7 @@ mod serve_on_postgres {
             dir.path().join("custodia.kek").exists(),
             "the KEK file for PostgreSQL is custodia.kek in the working directory"
         );
-        let t: Value = http()
-            .post(format!("{base}/token"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
-        let at = t["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {t}"));
-        let i: Value = http()
-            .post(format!("{base}/introspect"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[("token", at)])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
-        assert_eq!(i["active"], true);
+        client_credentials_round_trip(&base, &id, &secret, None).await;
         let r = http()
             .get(format!("{base}/readyz"))
             .send()

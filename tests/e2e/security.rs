@@ -151,8 +151,6 @@ tokens_are_stored_only_as_hashes, |srv| {
     let (_, cpage) = consent.page();
     let done = submit_consent(&b, &srv, cpage, "allow").await;
     let code = query(done.redirect()).remove("code").unwrap_or_default();
-    let session = b.get(srv.url("/healthz")).send().await.map(|_| ()).ok();
-    let _ = session;
     let (_, t) = token_request(&srv, &client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier)]).await;
     let dump = srv.dump_database().await;
     assert!(!dump.is_empty());

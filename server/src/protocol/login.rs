@@ -196,11 +196,6 @@ pub async fn session(
         .await
 }
 
-pub async fn end_session(core: &Core, cookie: &str) -> Result<(), StoreError> {
-    let hash = hash_str(cookie);
-    core.store.run(move |c| sessions::delete(c, &hash)).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

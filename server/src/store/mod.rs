@@ -179,11 +179,10 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// The store: a pool and its backend. Cheap to clone.
+/// The store: a pool, the token recorder and (SQLite) the checkpoint thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<Manager>,
-    backend: Backend,
     recorder: recorder::TokenRecorder,
     _checkpointer: Option<std::sync::Arc<StopOnDrop>>,
 }
@@ -226,14 +225,9 @@ impl Store {
         };
         Ok(Store {
             pool,
-            backend,
             recorder,
             _checkpointer: checkpointer,
         })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Apply pending migrations of this backend's folder; returns the versions applied.
