@@ -92,6 +92,8 @@ pub struct RateLimits {
     pub token_per_second: u32,
     pub token_burst: u32,
     pub login_per_minute: u32,
+    /// Protection API calls (resource registration, permission requests) per resource server.
+    pub protection_per_second: u32,
 }
 
 /// The validated configuration.
@@ -114,6 +116,8 @@ pub struct Config {
     pub id_token_ttl: u64,
     pub refresh_token_ttl: u64,
     pub session_ttl: u64,
+    /// Permission ticket lifetime (UMA Federated Authorization §4, UMA Grant §5.5).
+    pub ticket_ttl: u64,
     pub max_body_bytes: usize,
     pub rate_limits: RateLimits,
     pub log_format: LogFormat,
@@ -139,10 +143,12 @@ pub struct RawConfig {
     pub id_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
     pub session_ttl: Option<u64>,
+    pub ticket_ttl: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub rate_token_per_second: Option<u32>,
     pub rate_token_burst: Option<u32>,
     pub rate_login_per_minute: Option<u32>,
+    pub rate_protection_per_second: Option<u32>,
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub workers: Option<usize>,
@@ -172,6 +178,7 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
     ("CUSTODIA_ID_TOKEN_TTL", "id_token_ttl", "600"),
     ("CUSTODIA_REFRESH_TOKEN_TTL", "refresh_token_ttl", "1209600"),
     ("CUSTODIA_SESSION_TTL", "session_ttl", "28800"),
+    ("CUSTODIA_TICKET_TTL", "ticket_ttl", "300"),
     ("CUSTODIA_MAX_BODY_BYTES", "max_body_bytes", "65536"),
     (
         "CUSTODIA_RATE_TOKEN_PER_SECOND",
@@ -183,6 +190,11 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
         "CUSTODIA_RATE_LOGIN_PER_MINUTE",
         "rate_login_per_minute",
         "30",
+    ),
+    (
+        "CUSTODIA_RATE_PROTECTION_PER_SECOND",
+        "rate_protection_per_second",
+        "20000",
     ),
     ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
     ("CUSTODIA_LOG", "log", "info"),
@@ -226,10 +238,14 @@ impl RawConfig {
                 "id_token_ttl" => self.id_token_ttl = Some(parse_num(name, &v)?),
                 "refresh_token_ttl" => self.refresh_token_ttl = Some(parse_num(name, &v)?),
                 "session_ttl" => self.session_ttl = Some(parse_num(name, &v)?),
+                "ticket_ttl" => self.ticket_ttl = Some(parse_num(name, &v)?),
                 "max_body_bytes" => self.max_body_bytes = Some(parse_num(name, &v)?),
                 "rate_token_per_second" => self.rate_token_per_second = Some(parse_num(name, &v)?),
                 "rate_token_burst" => self.rate_token_burst = Some(parse_num(name, &v)?),
                 "rate_login_per_minute" => self.rate_login_per_minute = Some(parse_num(name, &v)?),
+                "rate_protection_per_second" => {
+                    self.rate_protection_per_second = Some(parse_num(name, &v)?)
+                }
                 "log_format" => self.log_format = Some(v),
                 "log" => self.log = Some(v),
                 "workers" => self.workers = Some(parse_num(name, &v)?),
@@ -308,6 +324,14 @@ impl RawConfig {
             return Err(bad("CUSTODIA_SESSION_TTL", "must be above 0 seconds"));
         }
 
+        let ticket_ttl = self.ticket_ttl.unwrap_or(300);
+        if !(10..=3600).contains(&ticket_ttl) {
+            return Err(bad(
+                "CUSTODIA_TICKET_TTL",
+                "must be between 10 and 3600 seconds",
+            ));
+        }
+
         let db_pool_size = self.db_pool_size.unwrap_or(8);
         if !(1..=256).contains(&db_pool_size) {
             return Err(bad("CUSTODIA_DB_POOL_SIZE", "must be between 1 and 256"));
@@ -323,7 +347,14 @@ impl RawConfig {
             token_per_second: self.rate_token_per_second.unwrap_or(5000),
             token_burst: self.rate_token_burst.unwrap_or(5000),
             login_per_minute: self.rate_login_per_minute.unwrap_or(30),
+            protection_per_second: self.rate_protection_per_second.unwrap_or(20_000),
         };
+        if rate_limits.protection_per_second == 0 {
+            return Err(bad(
+                "CUSTODIA_RATE_PROTECTION_PER_SECOND",
+                "must be above 0",
+            ));
+        }
         if rate_limits.token_per_second == 0 {
             return Err(bad("CUSTODIA_RATE_TOKEN_PER_SECOND", "must be above 0"));
         }
@@ -382,6 +413,7 @@ impl RawConfig {
             id_token_ttl,
             refresh_token_ttl,
             session_ttl,
+            ticket_ttl,
             max_body_bytes,
             rate_limits,
             log_format,

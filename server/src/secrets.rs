@@ -20,6 +20,7 @@ pub enum SecretKind {
     RegistrationAccessToken,
     InitialAccessToken,
     Csrf,
+    PermissionTicket,
 }
 
 impl SecretKind {
@@ -32,6 +33,7 @@ impl SecretKind {
             SecretKind::RegistrationAccessToken => "cst_rat_",
             SecretKind::InitialAccessToken => "cst_iat_",
             SecretKind::Csrf => "cst_csrf_",
+            SecretKind::PermissionTicket => "cst_pt_",
         }
     }
 }

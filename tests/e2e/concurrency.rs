@@ -86,3 +86,73 @@ both!(refresh_token_used_by_20_tasks_at_once, |srv| {
         );
     }
 });
+
+// The protection API under concurrency: three resource servers, two owners, 40 registrations per
+// (resource server, owner) pair all at once — nothing is lost and nothing is mixed (UMA-FED-04).
+both!(
+    parallel_resource_registration_by_several_resource_servers,
+    |srv| {
+        use custodia_tests::reqwest::Method;
+        use serde_json::json;
+        srv.add_user("alice", PW).await;
+        srv.add_user("bob", PW).await;
+        let mut pairs = vec![];
+        for rs_name in ["rs-a", "rs-b", "rs-c"] {
+            let rs = srv.rs_client(rs_name).await;
+            for owner in ["alice", "bob"] {
+                let pat = srv.pat(&rs, owner, PW).await;
+                pairs.push((format!("{rs_name}/{owner}"), pat));
+            }
+        }
+        let url = srv.url("/uma/resources");
+        let calls = pairs.iter().flat_map(|(label, pat)| {
+            (0..40).map({
+                let url = url.clone();
+                move |i| {
+                    let (url, label, pat) = (url.clone(), label.clone(), pat.clone());
+                    async move {
+                        let name = format!("{label}#{i}");
+                        let (s, _, v) = bearer_json(
+                            Method::POST,
+                            &url,
+                            Some(&pat),
+                            Some(&json!({"resource_scopes": ["read"], "name": name})),
+                        )
+                        .await;
+                        assert_eq!(s, 201, "{v}");
+                        (
+                            label,
+                            name,
+                            v["_id"].as_str().unwrap_or_default().to_string(),
+                        )
+                    }
+                }
+            })
+        });
+        let created = join_all(calls).await;
+        assert_eq!(created.len(), 240);
+        for (label, pat) in &pairs {
+            let (_, _, list) = bearer_json(Method::GET, &url, Some(pat), None).await;
+            let listed: Vec<String> = serde_json::from_value(list).unwrap_or_default();
+            let mut expected: Vec<String> = created
+                .iter()
+                .filter(|(l, _, _)| l == label)
+                .map(|(_, _, id)| id.clone())
+                .collect();
+            let mut got = listed.clone();
+            got.sort();
+            expected.sort();
+            assert_eq!(got, expected, "{label} sees exactly its own 40");
+            for id in listed.iter().take(5) {
+                let (_, _, v) =
+                    bearer_json(Method::GET, &format!("{url}/{id}"), Some(pat), None).await;
+                assert!(
+                    v["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{label}#"))),
+                    "{label}: {v}"
+                );
+            }
+        }
+    }
+);

@@ -8,6 +8,7 @@ mod concurrency;
 mod keys;
 mod oidc_flow;
 mod prompt;
+mod protection;
 mod registration;
 mod schema;
 mod security;

@@ -199,6 +199,29 @@ impl TestServer {
         TestClient::from_json(&v)
     }
 
+    /// A confidential resource server client (UMA): code flow for PATs (`uma_protection`),
+    /// redirecting to `https://client.example/cb`.
+    pub async fn rs_client(&self, name: &str) -> TestClient {
+        let v = self
+            .add_client(serde_json::json!({
+                "client_name": name,
+                "redirect_uris": ["https://client.example/cb"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid uma_protection",
+            }))
+            .await;
+        TestClient::from_json(&v)
+    }
+
+    /// A PAT of `rs` for the owner `username` (code flow with PKCE, the owner consents).
+    pub async fn pat(&self, rs: &TestClient, username: &str, password: &str) -> String {
+        let t = code_flow_tokens(self, rs, username, password, "uma_protection").await;
+        t["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no PAT in {t}"))
+            .to_string()
+    }
+
     /// Add a user; returns its id.
     pub async fn add_user(&self, username: &str, password: &str) -> String {
         let row = custodia_server::protocol::users::new_user(
@@ -245,6 +268,7 @@ impl TestServer {
             ("refresh_tokens", vec!["token_hash", "grant_id", "scope"]),
             ("sessions", vec!["id_hash", "user_id"]),
             ("initial_access_tokens", vec!["token_hash"]),
+            ("tickets", vec!["ticket_hash", "permissions"]),
             ("signing_keys", vec!["kid", "public_jwk", "private_key_enc"]),
         ];
         self.store
@@ -559,6 +583,31 @@ pub async fn introspect(srv: &TestServer, caller: &TestClient, token: &str) -> V
         .unwrap_or_else(|e| panic!("introspect: {e}"));
     assert_eq!(resp.status().as_u16(), 200, "introspection status");
     resp.json().await.unwrap_or(Value::Null)
+}
+
+/// A protection API call (or any JSON call) with a bearer token: `(status, headers, body)`.
+pub async fn bearer_json(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = http().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 /// The path of the `custodia` binary built by `cargo build` (the test command builds it first).

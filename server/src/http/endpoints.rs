@@ -49,7 +49,7 @@ pub async fn read_body(
     Ok(body.freeze())
 }
 
-fn content_type_is(req: &HttpRequest, want: &str) -> bool {
+pub(super) fn content_type_is(req: &HttpRequest, want: &str) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +109,7 @@ async fn limited_form(
     read_form(req, payload, state).await
 }
 
-fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+pub(super) fn no_store_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -181,7 +181,7 @@ pub async fn revoke(
 }
 
 /// The bearer token of an `Authorization: Bearer` header (RFC 6750 §2.1).
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(super) fn bearer(req: &HttpRequest) -> Option<&str> {
     let h = authorization(req)?;
     let (scheme, token) = h.split_once(' ')?;
     scheme
@@ -354,7 +354,8 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         | "/healthz"
         | "/readyz"
         | "/.well-known/openid-configuration"
-        | "/.well-known/oauth-authorization-server" => Some("GET"),
+        | "/.well-known/oauth-authorization-server"
+        | "/.well-known/uma2-configuration" => Some("GET"),
         _ => None,
     };
     match allowed {

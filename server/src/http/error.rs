@@ -1,9 +1,9 @@
-//! The one mapping from [`OAuthError`] to an HTTP response (status, `WWW-Authenticate`,
+//! The one mapping from [`OAuthError`] to an HTTP response (status, `WWW-Authenticate`, `Allow`,
 //! `Retry-After`, `Cache-Control: no-store`), and error pages for browser endpoints.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
+use actix_web::http::header::{ALLOW, CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::protocol::error::{ErrorCode, OAuthError};
 
@@ -12,6 +12,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
         ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::UnsupportedMethodType => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -53,6 +55,9 @@ pub fn with_status(e: &OAuthError, status: StatusCode) -> HttpResponse {
     }
     if let Some(s) = e.retry_after {
         r.insert_header((RETRY_AFTER, s.to_string()));
+    }
+    if let Some(methods) = e.allow {
+        r.insert_header((ALLOW, methods));
     }
     r.json(e)
 }
@@ -98,6 +103,9 @@ mod tests {
             (ErrorCode::LoginRequired, 400),
             (ErrorCode::ConsentRequired, 400),
             (ErrorCode::InteractionRequired, 400),
+            (ErrorCode::InvalidResourceId, 400),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::UnsupportedMethodType, 405),
             (ErrorCode::SlowDown, 429),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),

@@ -16,6 +16,7 @@ use super::AppState;
 pub const CORS_PATHS: &[&str] = &[
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
+    "/.well-known/uma2-configuration",
     "/jwks",
     "/token",
     "/revoke",

@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod error;
 pub mod middleware;
 pub mod pages;
+pub mod protection;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -36,6 +37,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/.well-known/oauth-authorization-server",
         web::get().to(e::discovery),
+    )
+    .route(
+        "/.well-known/uma2-configuration",
+        web::get().to(protection::uma_discovery),
+    )
+    .route("/uma/resources", web::to(protection::collection))
+    .route("/uma/resources/{id}", web::to(protection::item))
+    .route("/uma/permission", web::to(protection::permission))
+    .route(
+        "/resources/{id}/policy",
+        web::get().to(protection::policy_page),
     )
     .route("/jwks", web::get().to(e::jwks))
     .route("/authorize", web::get().to(authorize::authorize))
@@ -103,6 +115,7 @@ async fn housekeeping(state: Arc<AppState>) {
                 .run_sync(|c| {
                     crate::store::grants::prune(c, now)?;
                     crate::store::sessions::prune(c, now)?;
+                    crate::store::uma::prune(c, now)?;
                     crate::store::keys::prune(c, now).map(|_| ())
                 })
                 .map_err(|e| e.to_string())

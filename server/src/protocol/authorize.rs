@@ -401,7 +401,9 @@ pub fn describe_scope(s: &str) -> String {
         "profile" => "see your name and username".into(),
         "email" => "see your email address".into(),
         "offline_access" => "keep access while you are away".into(),
-        "uma_protection" => "manage the protection of your resources".into(),
+        "uma_protection" => {
+            "register the data it holds about you with Custodia, so that you decide here who may use it, and ask Custodia for permission when someone requests it".into()
+        }
         other => format!("use `{other}`"),
     }
 }

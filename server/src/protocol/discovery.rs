@@ -8,6 +8,28 @@ use serde_json::{Value, json};
 use super::Core;
 use crate::config::RegistrationMode;
 
+/// UMA 2.0 discovery (UMA Grant §2, Federated Authorization §2): the OAuth metadata plus the
+/// protection API endpoints (UMA-GRANT-01/02, UMA-FED-07/08) and the profiles in force.
+pub fn uma_metadata(core: &Core) -> Value {
+    let mut m = metadata(core);
+    if let Some(o) = m.as_object_mut() {
+        let c = &core.config;
+        o.insert(
+            "resource_registration_endpoint".into(),
+            json!(c.url("/uma/resources")),
+        );
+        o.insert(
+            "permission_endpoint".into(),
+            json!(c.url("/uma/permission")),
+        );
+        o.insert(
+            "uma_profiles_supported".into(),
+            json!(c.profile.uma_profiles),
+        );
+    }
+    m
+}
+
 pub fn metadata(core: &Core) -> Value {
     let c = &core.config;
     let p = c.profile;

@@ -1,5 +1,5 @@
 //! The one OAuth error model: a closed enum of the RFC 6749 §4.1.2.1/§5.2, RFC 6750 §3.1, RFC 7009,
-//! RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6 codes with exact serde names, and an error value
+//! RFC 7591 §3.2.2, OpenID Connect Core §3.1.2.6 and UMA 2.0 Federated Authorization §3.2/§4.3 codes with exact serde names, and an error value
 //! that carries the caller-facing `error_description`. The HTTP layer maps it to a status and
 //! headers in exactly one place (`http::error`). Internal causes are logged, never returned.
 
@@ -24,6 +24,13 @@ pub enum ErrorCode {
     LoginRequired,
     ConsentRequired,
     InteractionRequired,
+    /// UMA Federated Authorization §4.3: a permission names a resource that is not registered
+    /// (for this owner and resource server).
+    InvalidResourceId,
+    /// UMA Federated Authorization §3.2: the resource does not exist (404).
+    NotFound,
+    /// UMA Federated Authorization §3.2: the method is not supported (405).
+    UnsupportedMethodType,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -49,6 +56,9 @@ impl ErrorCode {
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::InvalidResourceId => "invalid_resource_id",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnsupportedMethodType => "unsupported_method_type",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -64,6 +74,9 @@ pub struct OAuthError {
     /// Seconds after which a rate-limited caller may retry.
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// The methods a 405 answer lists in `Allow`.
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -72,6 +85,7 @@ impl OAuthError {
             error,
             error_description: description.into(),
             retry_after: None,
+            allow: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -100,6 +114,17 @@ impl OAuthError {
             error: ErrorCode::SlowDown,
             error_description: format!("too many requests, retry in {retry_after} s"),
             retry_after: Some(retry_after),
+            allow: None,
+        }
+    }
+    /// UMA Federated Authorization §3.2: `unsupported_method_type` (405) with the allowed methods.
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+        OAuthError {
+            allow: Some(allow),
+            ..Self::new(
+                ErrorCode::UnsupportedMethodType,
+                format!("method `{method}` is not supported here; use {allow}"),
+            )
         }
     }
     /// A failure that is not the caller's fault: the cause is logged here and the caller gets a
@@ -154,6 +179,9 @@ mod tests {
             ErrorCode::LoginRequired,
             ErrorCode::ConsentRequired,
             ErrorCode::InteractionRequired,
+            ErrorCode::InvalidResourceId,
+            ErrorCode::NotFound,
+            ErrorCode::UnsupportedMethodType,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

@@ -1,7 +1,12 @@
-//! Token introspection (RFC 7662): only authenticated confidential clients may ask; a token is
-//! `active` only when it is ours, unexpired, unrevoked, its client still exists, and the caller is
-//! the client it was issued to or one of its audiences. Anything else — expired, revoked, unknown,
-//! malformed, signed by someone else, or someone else's — is `{"active": false}` and nothing more.
+//! Token introspection (RFC 7662) with the UMA extension (Federated Authorization §5): the caller is
+//! an authenticated confidential client, or a resource server presenting its PAT as a bearer token
+//! (UMA-FED-34). A token is `active` only when it is ours, unexpired, unrevoked, its client still
+//! exists, and the caller is the client it was issued to or one of its audiences. Anything else —
+//! expired, revoked, unknown, malformed, signed by someone else, or someone else's — is
+//! `{"active": false}` and nothing more (UMA-FED-40).
+//!
+//! An active RPT is described by its `permissions` and never by `scope` (UMA-FED-35/36); other
+//! tokens (PATs included) get the plain RFC 7662 shape (UMA-FED-38).
 
 use serde_json::{Map, Value, json};
 
@@ -66,6 +71,15 @@ pub async fn active_access_token(
     }
 }
 
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+fn bearer_of(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 fn audience_contains(claims: &Map<String, Value>, id: &str) -> bool {
     match claims.get("aud") {
         Some(Value::String(a)) => a == id,
@@ -80,28 +94,39 @@ pub async fn introspect(
     authorization: Option<&str>,
     now: i64,
 ) -> Result<Value, OAuthError> {
-    let presented = Presented {
-        authorization,
-        params,
-        endpoint_url: core.config.url("/introspect"),
+    let caller_id = match authorization.and_then(bearer_of) {
+        Some(pat) => {
+            super::protection::authenticate(core, pat, now)
+                .await?
+                .rs_client_id
+        }
+        None => {
+            let presented = Presented {
+                authorization,
+                params,
+                endpoint_url: core.config.url("/introspect"),
+            };
+            let caller = client_auth::authenticate(core, presented, now).await?;
+            if caller.client.is_public() {
+                return Err(OAuthError::invalid_client(
+                    "public clients cannot introspect tokens",
+                ));
+            }
+            caller.client.id
+        }
     };
-    let caller = client_auth::authenticate(core, presented, now).await?;
-    if caller.client.is_public() {
-        return Err(OAuthError::invalid_client(
-            "public clients cannot introspect tokens",
-        ));
-    }
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
 
     if token.split('.').count() == 3 {
         return Ok(match active_access_token(core, token, now).await? {
-            Some(t)
-                if t.client_id == caller.client.id
-                    || audience_contains(&t.claims, &caller.client.id) =>
-            {
+            Some(t) if t.client_id == caller_id || audience_contains(&t.claims, &caller_id) => {
                 let mut out = Map::new();
                 out.insert("active".into(), json!(true));
+                let rpt = t.claims.contains_key("permissions");
+                if let Some(p) = t.claims.get("permissions") {
+                    out.insert("permissions".into(), p.clone());
+                }
                 for k in [
                     "scope",
                     "client_id",
@@ -113,6 +138,9 @@ pub async fn introspect(
                     "jti",
                     "auth_time",
                 ] {
+                    if rpt && k == "scope" {
+                        continue;
+                    }
                     if let Some(v) = t.claims.get(k) {
                         out.insert(k.into(), v.clone());
                     }
@@ -130,9 +158,7 @@ pub async fn introspect(
         .run(move |c| grants::refresh_token(c, &hash))
         .await?;
     Ok(match row {
-        Some(r)
-            if !r.revoked && !r.used && r.expires_at > now && r.client_id == caller.client.id =>
-        {
+        Some(r) if !r.revoked && !r.used && r.expires_at > now && r.client_id == caller_id => {
             json!({
                 "active": true,
                 "scope": r.scope,

@@ -1,6 +1,8 @@
 //! The protocol core: OAuth 2.0 (RFC 6749, RFC 9700), PKCE (RFC 7636), OpenID Connect Core 1.0,
 //! introspection (RFC 7662), revocation (RFC 7009), dynamic registration (RFC 7591/7592),
-//! metadata (RFC 8414) and issuer identification (RFC 9207).
+//! metadata (RFC 8414), issuer identification (RFC 9207), and the UMA 2.0 protection API
+//! (Federated Authorization: PAT guard, resource registration, permission tickets, extended
+//! introspection).
 //!
 //! Invariants: no actix-web here; no global state; `now` is always an argument; every secret is
 //! stored as a hash; errors are [`error::OAuthError`].
@@ -12,10 +14,14 @@ pub mod discovery;
 pub mod error;
 pub mod grant;
 pub mod introspect;
+pub mod json;
 pub mod login;
 pub mod params;
+pub mod permission;
+pub mod protection;
 pub mod ratelimit;
 pub mod registration;
+pub mod resources;
 pub mod revoke;
 pub mod scope;
 pub mod tokens;

@@ -13,6 +13,7 @@ use crate::config::RateLimits;
 pub struct Limits {
     token: DefaultKeyedRateLimiter<String>,
     login: DefaultKeyedRateLimiter<String>,
+    protection: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
 }
 
@@ -27,6 +28,10 @@ impl Limits {
                 Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst)),
             ),
             login: RateLimiter::keyed(Quota::per_minute(nz(cfg.login_per_minute))),
+            protection: RateLimiter::keyed(
+                Quota::per_second(nz(cfg.protection_per_second))
+                    .allow_burst(nz(cfg.protection_per_second)),
+            ),
             clock: DefaultClock::default(),
         }
     }
@@ -45,10 +50,17 @@ impl Limits {
         self.check(&self.login, key)
     }
 
+    /// Protection API calls, keyed by the authenticated resource server.
+    pub fn protection(&self, key: String) -> Result<(), u64> {
+        self.check(&self.protection, key)
+    }
+
     /// Forget idle keys (called from housekeeping).
     pub fn shrink(&self) {
         self.token.retain_recent();
         self.login.retain_recent();
+        self.protection.retain_recent();
+        self.protection.shrink_to_fit();
         self.token.shrink_to_fit();
         self.login.shrink_to_fit();
     }

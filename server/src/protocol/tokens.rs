@@ -40,6 +40,29 @@ pub struct AccessSpec<'a> {
     pub auth_time: Option<i64>,
 }
 
+/// One permission of an RPT (UMA Federated Authorization §5.1.1: `resource_id`, `resource_scopes`,
+/// optional `exp`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RptPermission {
+    pub resource_id: String,
+    pub resource_scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+}
+
+/// What an RPT is for: the client holding it, the requesting party, the resource servers that
+/// accept it (`aud`) and the permissions it carries.
+pub struct RptSpec<'a> {
+    pub client_id: &'a str,
+    /// The requesting party's subject (or the client's id when there is none).
+    pub subject: &'a str,
+    /// The requesting party when it is one of our users.
+    pub user_id: Option<&'a str>,
+    pub audience: &'a [String],
+    pub permissions: &'a [RptPermission],
+    pub grant_id: Option<&'a str>,
+}
+
 /// Everything [`mint_access`] needs that is not per-request: keys, issuer, lifetime. Cheap to
 /// clone into a blocking task.
 #[derive(Clone)]
@@ -91,6 +114,40 @@ impl Minter {
             client_id: spec.client_id.to_string(),
             user_id: spec.user_id.map(str::to_string),
             scope: spec.scope.to_string(),
+            expires_at: exp,
+            revoked: false,
+            created_at: now,
+        };
+        Ok((token, row))
+    }
+
+    /// Sign an RPT: an RFC 9068 access token whose authority is its `permissions` (no `scope`),
+    /// with the resource servers concerned as `aud`, and build its record. Resource servers verify
+    /// it locally against the JWKS or introspect it with their PAT.
+    pub fn mint_rpt(
+        &self,
+        spec: &RptSpec<'_>,
+        now: i64,
+    ) -> Result<(String, AccessTokenRow), OAuthError> {
+        let jti = new_id();
+        let exp = now + self.access_ttl as i64;
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.issuer));
+        claims.insert("sub".into(), json!(spec.subject));
+        claims.insert("aud".into(), json!(spec.audience));
+        claims.insert("client_id".into(), json!(spec.client_id));
+        claims.insert("azp".into(), json!(spec.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(exp));
+        claims.insert("jti".into(), json!(jti));
+        claims.insert("permissions".into(), json!(spec.permissions));
+        let token = self.keys.sign("at+jwt", claims)?;
+        let row = AccessTokenRow {
+            jti,
+            grant_id: spec.grant_id.map(str::to_string),
+            client_id: spec.client_id.to_string(),
+            user_id: spec.user_id.map(str::to_string),
+            scope: String::new(),
             expires_at: exp,
             revoked: false,
             created_at: now,

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod recorder;
 pub mod schema;
 pub mod sessions;
+pub mod uma;
 pub mod users;
 
 use std::time::Duration;
@@ -264,7 +265,14 @@ impl Store {
 
     /// Record an access token's `jti` (group-committed with concurrent ones; see [`recorder`]).
     pub async fn record_access_token(&self, row: grants::AccessTokenRow) -> Result<(), StoreError> {
-        self.recorder.record(row).await
+        self.recorder
+            .record(recorder::Record::AccessToken(row))
+            .await
+    }
+
+    /// Store a permission ticket (group-committed like access-token records).
+    pub async fn record_ticket(&self, ticket: uma::NewTicket) -> Result<(), StoreError> {
+        self.recorder.record(recorder::Record::Ticket(ticket)).await
     }
 
     /// The same, synchronously (CLI commands).

@@ -1,7 +1,8 @@
-//! Group commit of access-token records for the `client_credentials` hot path.
+//! Group commit of the hot paths' single-row writes: access-token records (`client_credentials`)
+//! and permission tickets (the UMA permission endpoint).
 //!
 //! Every access token's `jti` must be recorded before the token is handed out (so introspection and
-//! revocation see it). Under load, one commit per token makes SQLite's single writer the bottleneck
+//! revocation see it), and every ticket must be stored before it is returned. Under load, one commit per token makes SQLite's single writer the bottleneck
 //! and its busy backoff (sleeps of 1, 2, 5, 10 … ms) the tail latency. Instead, requests queue their
 //! record on a channel; one writer thread drains the queue (FIFO, at most 256 at a time), inserts
 //! the batch in one statement and one transaction, and only then answers each request. Nothing is
@@ -13,9 +14,17 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::grants::{self, AccessTokenRow};
+use super::uma::{self, NewTicket};
 use super::{DbConn, StoreError};
 
-type Job = (AccessTokenRow, oneshot::Sender<Result<(), StoreError>>);
+/// One row (set) to commit.
+#[derive(Clone, Debug)]
+pub enum Record {
+    AccessToken(AccessTokenRow),
+    Ticket(NewTicket),
+}
+
+type Job = (Record, oneshot::Sender<Result<(), StoreError>>);
 
 const MAX_BATCH: usize = 256;
 
@@ -39,8 +48,8 @@ impl TokenRecorder {
         Ok(TokenRecorder { tx })
     }
 
-    /// Record one access token; returns once the row is committed.
-    pub async fn record(&self, row: AccessTokenRow) -> Result<(), StoreError> {
+    /// Record one row; returns once it is committed.
+    pub async fn record(&self, row: Record) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send((row, done))
@@ -72,25 +81,49 @@ where
                 continue;
             }
         };
-        let rows: Vec<AccessTokenRow> = jobs.iter().map(|(r, _)| r.clone()).collect();
-        match insert_batch(&mut conn, &rows) {
-            Ok(()) => {
-                for (_, done) in jobs {
-                    let _ = done.send(Ok(()));
-                }
+        // Each kind is its own batch, so a failing batch of one kind never leaves the other half
+        // committed and retried.
+        let (access, tickets): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|(r, _)| matches!(r, Record::AccessToken(_)));
+        for group in [access, tickets] {
+            if group.is_empty() {
+                continue;
             }
-            Err(_) => {
-                for (row, done) in jobs {
-                    let _ = done.send(grants::insert_access_token(&mut conn, &row));
+            let rows: Vec<Record> = group.iter().map(|(r, _)| r.clone()).collect();
+            match insert_batch(&mut conn, &rows) {
+                Ok(()) => {
+                    for (_, done) in group {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Err(_) => {
+                    for (row, done) in group {
+                        let _ = done.send(insert_batch(&mut conn, std::slice::from_ref(&row)));
+                    }
                 }
             }
         }
     }
 }
 
-fn insert_batch(conn: &mut DbConn, rows: &[AccessTokenRow]) -> Result<(), StoreError> {
-    if rows.len() == 1 {
-        return grants::insert_access_token(conn, &rows[0]);
+/// Insert a batch of one kind: access tokens in one statement, tickets in one transaction.
+fn insert_batch(conn: &mut DbConn, rows: &[Record]) -> Result<(), StoreError> {
+    let mut access = vec![];
+    let mut tickets = vec![];
+    for r in rows {
+        match r {
+            Record::AccessToken(a) => access.push(a.clone()),
+            Record::Ticket(t) => tickets.push(t.clone()),
+        }
     }
-    grants::insert_access_tokens(conn, rows)
+    match access.len() {
+        0 => {}
+        1 => grants::insert_access_token(conn, &access[0])?,
+        _ => grants::insert_access_tokens(conn, &access)?,
+    }
+    if !tickets.is_empty() {
+        uma::insert_tickets(conn, &tickets)?;
+    }
+    Ok(())
 }

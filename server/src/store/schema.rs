@@ -115,6 +115,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    resources (id) {
+        id -> Text,
+        owner_id -> Text,
+        rs_client_id -> Text,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        icon_uri -> Nullable<Text>,
+        resource_type -> Nullable<Text>,
+        scopes -> Text,
+        extras -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    tickets (ticket_hash) {
+        ticket_hash -> Text,
+        owner_id -> Text,
+        rs_client_id -> Text,
+        permissions -> Text,
+        expires_at -> BigInt,
+        used -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    ticket_resources (ticket_hash, resource_id) {
+        ticket_hash -> Text,
+        resource_id -> Text,
+    }
+}
+
+diesel::joinable!(ticket_resources -> tickets (ticket_hash));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     clients,
@@ -126,4 +163,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     used_jtis,
     initial_access_tokens,
+    resources,
+    tickets,
+    ticket_resources,
 );

@@ -1,0 +1,3 @@
+DROP TABLE ticket_resources;
+DROP TABLE tickets;
+DROP TABLE resources;
