@@ -6,6 +6,8 @@
 #   bench/run.sh                  Custodia RS256 and ES256, then the peer (opaque, RS256 JWT, ES256 JWT)
 #   SKIP_PEER=1 bench/run.sh      Custodia only
 #   ALGS="ES256" bench/run.sh     one algorithm
+#   PARTS="tickets" bench/run.sh  only some parts: oauth (token/introspection/discovery), tickets
+#                                 (UMA permission endpoint, RS256 PAT), peer
 #
 # Needs: wrk (installed by the peer script through apt-get when missing), node and npm (the peer and
 # the summary table), curl. Results land in $WORK (printed at the start).
@@ -19,9 +21,47 @@ echo "bench work directory: $WORK" >&2
 [ -x "$PEER_SRC/run.sh" ] || { echo "peer benchmark not found at $PEER_SRC" >&2; exit 1; }
 rm -rf "$WORK/peer"; mkdir -p "$WORK"; cp -r "$PEER_SRC" "$WORK/peer"; chmod -R u+w "$WORK/peer"
 
+PARTS=${PARTS:-oauth tickets peer}
+[ -n "${SKIP_PEER:-}" ] && PARTS=${PARTS//peer/}
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+
 (cd "$ROOT" && cargo build --release -p custodia-server --bin custodia)
 BIN=$ROOT/target/release/custodia
 
+# --- UMA permission tickets: POST /uma/permission with a PAT, one resource, one scope ----------
+if has tickets; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  d=$WORK/custodia-tickets; rm -rf "$d"; mkdir -p "$d"
+  export CUSTODIA_DATABASE_URL="sqlite://$d/custodia.db" CUSTODIA_BIND="127.0.0.1:$PORT" \
+    CUSTODIA_ISSUER="http://127.0.0.1:$PORT" CUSTODIA_LOG=warn
+  echo 'bench-password-123' | "$BIN" user add --username owner --email owner@example.org --password-stdin >/dev/null
+  "$BIN" client add --name "bench RS" --grant-type authorization_code --grant-type refresh_token \
+    --redirect-uri https://rs.example/cb --scope uma_protection > "$d/rs.json"
+  id=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["client_id"])' "$d/rs.json")
+  secret=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["client_secret"])' "$d/rs.json")
+  "$BIN" serve > "$d/server.log" 2>&1 & spid=$!
+  for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+  python3 "$ROOT/bench/uma_setup.py" "http://127.0.0.1:$PORT" "$id" "$secret" owner bench-password-123 \
+    https://rs.example/cb > "$d/setup.json"
+  export PAT=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["pat"])' "$d/setup.json")
+  export RESOURCE_ID=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["resource_id"])' "$d/setup.json")
+  wrk -t2 -c32 -d5s -s "$ROOT/bench/permission.lua" "http://127.0.0.1:$PORT/uma/permission" >/dev/null
+  for rep in 1 2 3; do
+    wrk -t2 -c32 -d10s --latency -s "$ROOT/bench/permission.lua" "http://127.0.0.1:$PORT/uma/permission" \
+      | grep BENCH_RESULT | tee -a "$d/results.txt"
+  done
+  kill "$spid"; wait "$spid" 2>/dev/null || true
+  python3 - "$d/results.txt" <<'PY'
+import re, statistics, sys
+rows = [dict(re.findall(r"(\w+)=([\d.]+)", l)) for l in open(sys.argv[1])]
+med = lambda k: statistics.median(float(r[k]) for r in rows)
+print(f"custodia tickets (RS256 PAT): median {med('rps'):.0f} tickets/s, p50 {med('p50_ms'):.2f} ms, "
+      f"p99 {med('p99_ms'):.2f} ms, errors {sum(int(r['non2xx']) + int(r['bad_body']) + int(r['sock_err']) for r in rows)}")
+PY
+  unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_LOG PAT RESOURCE_ID
+fi
+
+has oauth || ALGS=""
 for alg in $ALGS; do
   d=$WORK/custodia-$alg; rm -rf "$d"; mkdir -p "$d"
   export CUSTODIA_DATABASE_URL="sqlite://$d/custodia.db" CUSTODIA_BIND="127.0.0.1:$PORT" \
@@ -38,6 +78,6 @@ for alg in $ALGS; do
     CUSTODIA_RATE_TOKEN_PER_SECOND CUSTODIA_RATE_TOKEN_BURST
 done
 
-if [ -z "${SKIP_PEER:-}" ]; then
+if has peer; then
   (cd "$WORK/peer" && CONFIGS="${PEER_CONFIGS:-opaque jwt-rs256 jwt-es256}" OUT="$WORK/out-peer" ./run.sh)
 fi

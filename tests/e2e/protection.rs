@@ -740,3 +740,76 @@ both!(introspection_with_pat, |srv| {
     let (s, v) = intro("garbage".into(), pat).await;
     assert_eq!((s, error_of(&v)), (401, "invalid_token"));
 });
+
+// The owner revokes a PAT: on the account page the resource server is listed as managing the
+// protection of the owner's data; disconnecting it revokes its PAT (protection calls fail at once)
+// and its refresh token, and forgets the consent.
+both!(owner_disconnects_resource_server, |srv| {
+    srv.add_user("alice", PW).await;
+    let rs = srv.rs_client("Clinic FHIR server").await;
+    let t = code_flow_tokens(&srv, &rs, "alice", PW, "uma_protection").await;
+    let pat = t["access_token"].as_str().unwrap_or_default();
+    let refresh = t["refresh_token"].as_str().unwrap_or_default();
+    create(&srv, pat, json!({"resource_scopes": ["read"]})).await;
+
+    let browser = browser();
+    let landing = open(&browser, &srv.url("/account")).await;
+    let (status, page) = landing.page();
+    assert_eq!(status, 200);
+    let csrf = input_value(page, "csrf").unwrap_or_default();
+    let resp = browser
+        .post(srv.url("/account/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "alice"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    let page = browser
+        .get(srv.url("/account"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains("Clinic FHIR server"), "{page}");
+    assert!(page.contains("manages the protection of data it holds about you"));
+    // Without the CSRF token, nothing happens.
+    let resp = browser
+        .post(srv.url("/account/disconnect"))
+        .form(&[("client_id", rs.id.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+    let (s, _, _) = bearer_json(Method::GET, &rreg(&srv), Some(pat), None).await;
+    assert_eq!(s, 200, "still connected");
+
+    let resp = browser
+        .post(srv.url("/account/disconnect"))
+        .form(&[("csrf", csrf.as_str()), ("client_id", rs.id.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.text().await.unwrap_or_default();
+    assert!(page.contains("disconnected"), "{page}");
+    assert!(!page.contains("Clinic FHIR server"), "{page}");
+    let (s, _, v) = bearer_json(Method::GET, &rreg(&srv), Some(pat), None).await;
+    assert_eq!(
+        (s, error_of(&v)),
+        (401, "invalid_token"),
+        "the PAT stopped at once"
+    );
+    let (s, v) = token_request(
+        &srv,
+        &rs,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!((s, error_of(&v)), (400, "invalid_grant"), "{v}");
+});

@@ -23,16 +23,16 @@ use crate::secrets::{Secret, SecretKind, ct_eq};
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
 
-const SESSION_COOKIE: &str = "custodia_session";
-const CSRF_COOKIE: &str = "custodia_csrf";
+pub(super) const SESSION_COOKIE: &str = "custodia_session";
+pub(super) const CSRF_COOKIE: &str = "custodia_csrf";
 
-fn see_other(url: &str) -> HttpResponse {
+pub(super) fn see_other(url: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((LOCATION, url))
         .finish()
 }
 
-fn cookie<'a>(
+pub(super) fn cookie<'a>(
     state: &AppState,
     name: &'a str,
     value: String,
@@ -52,7 +52,7 @@ fn cookie<'a>(
 }
 
 /// The CSRF token of this browser (a new one when it has none).
-fn csrf_token(req: &HttpRequest) -> (String, bool) {
+pub(super) fn csrf_token(req: &HttpRequest) -> (String, bool) {
     match req.cookie(CSRF_COOKIE) {
         Some(c) if c.value().len() >= 32 && c.value().len() <= 128 => {
             (c.value().to_string(), false)
@@ -66,14 +66,14 @@ fn csrf_token(req: &HttpRequest) -> (String, bool) {
     }
 }
 
-fn csrf_ok(req: &HttpRequest, form: &Params) -> bool {
+pub(super) fn csrf_ok(req: &HttpRequest, form: &Params) -> bool {
     match (req.cookie(CSRF_COOKIE), form.get("csrf")) {
         (Some(c), Some(f)) => ct_eq(c.value().as_bytes(), f.as_bytes()),
         _ => false,
     }
 }
 
-async fn current_session(
+pub(super) async fn current_session(
     state: &AppState,
     req: &HttpRequest,
     now: i64,
@@ -94,6 +94,7 @@ fn login_page(
     let (csrf, new) = csrf_token(req);
     let request = ar.raw.encode();
     let page = LoginPage {
+        action: "/authorize/login",
         client_name: ar.client.name(),
         csrf: &csrf,
         request: &request,

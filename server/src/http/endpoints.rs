@@ -347,10 +347,17 @@ pub async fn preflight() -> HttpResponse {
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = match req.path() {
-        "/token" | "/introspect" | "/revoke" | "/register" | "/authorize/login"
-        | "/authorize/consent" => Some("POST"),
+        "/token"
+        | "/introspect"
+        | "/revoke"
+        | "/register"
+        | "/authorize/login"
+        | "/authorize/consent"
+        | "/account/login"
+        | "/account/disconnect" => Some("POST"),
         "/userinfo" | "/authorize" => Some("GET, POST"),
         "/jwks"
+        | "/account"
         | "/healthz"
         | "/readyz"
         | "/.well-known/openid-configuration"

@@ -6,6 +6,7 @@
 //! (RFC 9700 §4.16, design "Security posture"), and CORS only on the endpoints browser clients
 //! need (RFC 9700 §2.6; never on the authorization endpoint).
 
+pub mod account;
 pub mod authorize;
 pub mod endpoints;
 pub mod error;
@@ -54,6 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::post().to(authorize::authorize_post))
     .route("/authorize/login", web::post().to(authorize::login))
     .route("/authorize/consent", web::post().to(authorize::consent))
+    .route("/account", web::get().to(account::show))
+    .route("/account/login", web::post().to(account::login))
+    .route("/account/disconnect", web::post().to(account::disconnect))
     .route("/token", web::post().to(e::token))
     .route("/introspect", web::post().to(e::introspect))
     .route("/revoke", web::post().to(e::revoke))

@@ -1,4 +1,5 @@
-//! HTML pages (askama templates in `server/templates/`, auto-escaped): login, consent, errors.
+//! HTML pages (askama templates in `server/templates/`, auto-escaped): login, consent, the owner's
+//! account page, errors.
 //! No inline script or style, so the CSP can forbid both.
 
 use actix_web::HttpResponse;
@@ -8,6 +9,9 @@ use askama::Template;
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    /// Where the form posts: `/authorize/login` or `/account/login`.
+    pub action: &'a str,
+    /// The client asking; empty on the account page.
     pub client_name: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,
@@ -24,6 +28,23 @@ pub struct ConsentPage<'a> {
     pub redirect_host: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,
+}
+
+/// One connected application on the account page.
+pub struct ConnectionView {
+    pub client_id: String,
+    pub client_name: String,
+    pub resource_server: bool,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub username: &'a str,
+    pub connections: Vec<ConnectionView>,
+    pub csrf: &'a str,
+    pub notice: Option<&'a str>,
 }
 
 #[derive(Template)]

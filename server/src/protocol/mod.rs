@@ -7,6 +7,7 @@
 //! Invariants: no actix-web here; no global state; `now` is always an argument; every secret is
 //! stored as a hash; errors are [`error::OAuthError`].
 
+pub mod account;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;

@@ -265,6 +265,50 @@ pub fn save_consent(
     Ok(())
 }
 
+/// Every consent a user has given: `(client id, scope, updated at)`.
+pub fn consents_of(
+    conn: &mut DbConn,
+    user: &str,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    Ok(with_conn!(conn, c => consents::table
+        .filter(consents::user_id.eq(user))
+        .order(consents::updated_at.desc())
+        .select((consents::client_id, consents::scope, consents::updated_at))
+        .load(c))?)
+}
+
+/// The owner withdraws a client's access: in one transaction, every access token (PATs included)
+/// and refresh token the client holds for the user is revoked and the consent is forgotten, so the
+/// next authorization asks again. Returns whether there was anything to withdraw.
+pub fn withdraw(conn: &mut DbConn, user: &str, client: &str) -> Result<bool, StoreError> {
+    let n = with_tx!(conn, c => {
+        let a = diesel::update(
+            access_tokens::table
+                .filter(access_tokens::user_id.eq(user))
+                .filter(access_tokens::client_id.eq(client))
+                .filter(access_tokens::revoked.eq(false)),
+        )
+        .set(access_tokens::revoked.eq(true))
+        .execute(c)?;
+        let r = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user))
+                .filter(refresh_tokens::client_id.eq(client))
+                .filter(refresh_tokens::revoked.eq(false)),
+        )
+        .set(refresh_tokens::revoked.eq(true))
+        .execute(c)?;
+        let k = diesel::delete(
+            consents::table
+                .filter(consents::user_id.eq(user))
+                .filter(consents::client_id.eq(client)),
+        )
+        .execute(c)?;
+        Ok::<usize, diesel::result::Error>(a + r + k)
+    })?;
+    Ok(n > 0)
+}
+
 /// Delete expired codes and token records (housekeeping).
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
     with_conn!(conn, c => {
