@@ -275,6 +275,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                         &c.issuer,
                         metadata,
                         RegisteredBy::Cli,
+                        c.insecure_loopback_http_redirects,
                         crate::now(),
                     ))
                 })
@@ -340,6 +341,11 @@ fn serve(cli: &Cli) -> Result<(), Failure> {
     let keys = keyring(&config, &store)?;
     if let Some(alg) = keys.signing_alg().filter(|a| *a != config.signing_alg) {
         tracing::warn!(current = %alg, configured = %config.signing_alg, "the current signing key's algorithm differs from CUSTODIA_SIGNING_ALG; run `custodia keys rotate` to switch");
+    }
+    if config.insecure_loopback_http_redirects {
+        tracing::warn!(
+            "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS is on: web clients may register http loopback redirect URIs (development only)"
+        );
     }
     let listener = TcpListener::bind(config.bind)
         .map_err(|e| fail(1, format!("cannot listen on {}: {e}", config.bind)))?;

@@ -120,6 +120,9 @@ pub struct Config {
     pub ticket_ttl: u64,
     pub max_body_bytes: usize,
     pub rate_limits: RateLimits,
+    /// Accept `http` loopback redirect URIs for web clients (development on one machine: a
+    /// resource server on `http://127.0.0.1:…`). Off by default; logged at WARN when on.
+    pub insecure_loopback_http_redirects: bool,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub workers: Option<usize>,
@@ -149,6 +152,7 @@ pub struct RawConfig {
     pub rate_token_burst: Option<u32>,
     pub rate_login_per_minute: Option<u32>,
     pub rate_protection_per_second: Option<u32>,
+    pub insecure_loopback_http_redirects: Option<bool>,
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub workers: Option<usize>,
@@ -195,6 +199,11 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
         "CUSTODIA_RATE_PROTECTION_PER_SECOND",
         "rate_protection_per_second",
         "20000",
+    ),
+    (
+        "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS",
+        "insecure_loopback_http_redirects",
+        "false",
     ),
     ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
     ("CUSTODIA_LOG", "log", "info"),
@@ -245,6 +254,15 @@ impl RawConfig {
                 "rate_login_per_minute" => self.rate_login_per_minute = Some(parse_num(name, &v)?),
                 "rate_protection_per_second" => {
                     self.rate_protection_per_second = Some(parse_num(name, &v)?)
+                }
+                "insecure_loopback_http_redirects" => {
+                    self.insecure_loopback_http_redirects = Some(match v.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(bad(name, format!("`{other}` is not `true` or `false`")));
+                        }
+                    })
                 }
                 "log_format" => self.log_format = Some(v),
                 "log" => self.log = Some(v),
@@ -416,6 +434,9 @@ impl RawConfig {
             ticket_ttl,
             max_body_bytes,
             rate_limits,
+            insecure_loopback_http_redirects: self
+                .insecure_loopback_http_redirects
+                .unwrap_or(false),
             log_format,
             log_filter,
             workers: self.workers,

@@ -208,9 +208,13 @@ const MAX_SCOPES: usize = 100;
 
 /// Validate and normalise metadata for registration. Errors are `invalid_redirect_uri` or
 /// `invalid_client_metadata` (RFC 7591 §3.2.2).
+///
+/// `insecure_loopback_http`: also accept `http` loopback redirect URIs for web clients (the
+/// `insecure_loopback_http_redirects` setting, for development on one machine).
 pub fn validate_metadata(
     mut m: ClientMetadata,
     profile: &Profile,
+    insecure_loopback_http: bool,
 ) -> Result<ClientMetadata, OAuthError> {
     let auth_method = m
         .token_endpoint_auth_method
@@ -265,9 +269,15 @@ pub fn validate_metadata(
                 "a redirect URI is too long",
             ));
         }
-        profile
-            .check_redirect_uri(app, u)
-            .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
+        let dev_loopback = insecure_loopback_http
+            && url::Url::parse(u)
+                .ok()
+                .is_some_and(|p| p.scheme() == "http" && custodia_profiles::is_loopback_url(&p));
+        if !dev_loopback {
+            profile
+                .check_redirect_uri(app, u)
+                .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
+        }
         if !uris.contains(u) {
             uris.push(u.clone());
         }
@@ -415,6 +425,7 @@ mod tests {
         let ok = validate_metadata(
             meta(serde_json::json!({"redirect_uris": ["https://c.example/cb"]})),
             &DEFAULT,
+            false,
         );
         let ok = ok.ok().unwrap_or_default();
         assert_eq!(
@@ -422,7 +433,11 @@ mod tests {
             Some("client_secret_basic")
         );
         assert_eq!(ok.grant_types, Some(vec!["authorization_code".to_string()]));
-        let code = |v: Value| validate_metadata(meta(v), &DEFAULT).err().map(|e| e.error);
+        let code = |v: Value| {
+            validate_metadata(meta(v), &DEFAULT, false)
+                .err()
+                .map(|e| e.error)
+        };
         assert_eq!(
             code(serde_json::json!({})),
             Some(ErrorCode::InvalidRedirectUri)
@@ -461,6 +476,23 @@ mod tests {
         );
     }
 
+    // BCP-24: http redirect URIs for web clients only behind the explicit insecure switch.
+    #[test]
+    fn web_loopback_http_only_with_the_insecure_switch() {
+        let m = || {
+            meta(serde_json::json!({"redirect_uris": ["http://127.0.0.1:8090/connect/callback"]}))
+        };
+        assert_eq!(
+            validate_metadata(m(), &DEFAULT, false)
+                .err()
+                .map(|e| e.error),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert!(validate_metadata(m(), &DEFAULT, true).is_ok());
+        let remote = meta(serde_json::json!({"redirect_uris": ["http://rs.example/cb"]}));
+        assert!(validate_metadata(remote, &DEFAULT, true).is_err());
+    }
+
     #[test]
     fn loopback_port_exception_only_for_native() -> Result<(), OAuthError> {
         let m = validate_metadata(
@@ -468,6 +500,7 @@ mod tests {
                 serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "native", "token_endpoint_auth_method": "none"}),
             ),
             &DEFAULT,
+            false,
         )?;
         let row = ClientRow {
             id: "c".into(),

@@ -122,9 +122,10 @@ pub fn register_on(
     issuer: &str,
     metadata: ClientMetadata,
     by: RegisteredBy,
+    insecure_loopback_http: bool,
     now: i64,
 ) -> Result<Value, OAuthError> {
-    let metadata = validate_metadata(metadata, profile)?;
+    let metadata = validate_metadata(metadata, profile, insecure_loopback_http)?;
     if by == RegisteredBy::Dynamic {
         check_dynamic(&metadata)?;
     }
@@ -191,6 +192,7 @@ pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuth
     let metadata = parse_metadata(body)?;
     let profile = core.config.profile;
     let issuer = core.config.issuer.clone();
+    let loopback = core.config.insecure_loopback_http_redirects;
     core.store
         .run(move |c| {
             Ok(register_on(
@@ -199,6 +201,7 @@ pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuth
                 &issuer,
                 metadata,
                 RegisteredBy::Dynamic,
+                loopback,
                 now,
             ))
         })
@@ -275,7 +278,11 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
         }
     }
     let metadata = parse_metadata(body)?;
-    let metadata = validate_metadata(metadata, core.config.profile)?;
+    let metadata = validate_metadata(
+        metadata,
+        core.config.profile,
+        core.config.insecure_loopback_http_redirects,
+    )?;
     if row.registered_by == "dynamic" {
         check_dynamic(&metadata)?;
     }
