@@ -1,6 +1,43 @@
-//! `custodia-sdk`: what a resource server links to be protected by Custodia (UMA 2.0 Federated
-//! Authorization): discovery, PAT lifecycle, resource registration, permission tickets and the
-//! `WWW-Authenticate: UMA` challenge, RPT verification, and an actix-web guard.
-//!
-//! Empty until the protection-API issue. It talks to the server over HTTP only and never depends on
-//! the server crate.
+// The README is the crate documentation; its examples use the actix adapter, so they are
+// compiled as doctests when that feature is on (docs.rs builds with all features).
+#![cfg_attr(feature = "actix", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "actix"),
+    doc = "Resource-server SDK for Custodia (UMA 2.0). See README.md; build the docs with `--features actix` for the full guide."
+)]
+
+mod challenge;
+mod client;
+mod config;
+mod discovery;
+mod error;
+mod http;
+mod introspection;
+mod jwks;
+mod jwt;
+mod pat;
+mod permission;
+pub mod pkce;
+mod resources;
+mod rpt;
+mod secret;
+
+#[cfg(feature = "actix")]
+pub mod actix;
+
+#[cfg(test)]
+mod test_support;
+
+pub use challenge::{UmaChallenge, WARNING_AS_UNREACHABLE};
+pub use client::UmaClient;
+pub use config::{ClientConfig, Clock};
+pub use discovery::Discovery;
+pub use error::{Error, TokenError};
+pub use introspection::IntrospectionResponse;
+pub use jwks::Algorithm;
+pub use jwt::Audience;
+pub use pat::{MemoryPatStore, Pat, PatStore, PendingAuthorization, UMA_PROTECTION};
+pub use permission::Permission;
+pub use resources::{RegisteredResource, Resource, ResourceDescription};
+pub use rpt::{DEFAULT_LEEWAY, Rpt, RptPermission, RptVerifier, Verification};
+pub use secret::{AccessToken, ClientSecret, Nonce, PermissionTicket, RefreshToken};

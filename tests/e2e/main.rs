@@ -11,4 +11,5 @@ mod prompt;
 mod protection;
 mod registration;
 mod schema;
+mod sdk;
 mod security;

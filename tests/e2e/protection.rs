@@ -4,7 +4,7 @@
 //! covers.
 
 use custodia_server::protocol::permission::{self, RequestedPermission};
-use custodia_server::protocol::tokens::{Minter, RptPermission, RptSpec};
+use custodia_server::protocol::tokens::RptPermission;
 use custodia_tests::reqwest::Method;
 use custodia_tests::*;
 use serde_json::{Value, json};
@@ -639,34 +639,6 @@ both!(revoked_pat_stops_at_once, |srv| {
     assert_eq!((s, error_of(&v)), (400, "invalid_grant"));
 });
 
-/// Mint an RPT the way the UMA grant will, recorded so introspection and revocation know it.
-pub async fn mint_rpt(
-    srv: &TestServer,
-    client_id: &str,
-    audience: &[String],
-    permissions: &[RptPermission],
-) -> String {
-    let minter = Minter::from_core(&srv.core);
-    let (token, row) = minter
-        .mint_rpt(
-            &RptSpec {
-                client_id,
-                subject: "requesting-party",
-                user_id: None,
-                audience,
-                permissions,
-                grant_id: None,
-            },
-            srv.core.now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    srv.store
-        .record_access_token(row)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    token
-}
-
 // UMA-FED-34, UMA-FED-35, UMA-FED-36, UMA-FED-38, UMA-FED-40: introspection with the PAT.
 both!(introspection_with_pat, |srv| {
     srv.add_user("alice", PW).await;
@@ -676,17 +648,17 @@ both!(introspection_with_pat, |srv| {
     let other_pat = srv.pat(&other_rs, "alice", PW).await;
     let rid = create(&srv, &pat, json!({"resource_scopes": ["read", "write"]})).await;
     let app = srv.web_client().await;
-    let rpt = mint_rpt(
-        &srv,
-        &app.id,
-        std::slice::from_ref(&rs.id),
-        &[RptPermission {
-            resource_id: rid.clone(),
-            resource_scopes: vec!["read".into()],
-            exp: None,
-        }],
-    )
-    .await;
+    let rpt = srv
+        .mint_rpt(
+            &app.id,
+            std::slice::from_ref(&rs.id),
+            &[RptPermission {
+                resource_id: rid.clone(),
+                resource_scopes: vec!["read".into()],
+                exp: None,
+            }],
+        )
+        .await;
     let intro = |bearer: String, token: String| {
         let srv = &srv;
         async move {

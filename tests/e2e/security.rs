@@ -63,7 +63,7 @@ broad_redirect_uris_cannot_be_registered, |srv| {
     for bad in ["https://client.example/*", "https://*.client.example/cb", "https://client.example/cb#frag", "http://client.example/cb", "/cb"] {
         let meta: custodia_server::protocol::clients::ClientMetadata =
             serde_json::from_value(serde_json::json!({"redirect_uris": [bad]})).unwrap_or_default();
-        let r = custodia_server::protocol::clients::validate_metadata(meta, srv.core.config.profile);
+        let r = custodia_server::protocol::clients::validate_metadata(meta, srv.core.config.profile, false);
         assert_eq!(r.err().map(|e| e.error.as_str()), Some("invalid_redirect_uri"), "{bad}");
     }
 });

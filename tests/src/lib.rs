@@ -158,6 +158,7 @@ impl TestServer {
         let store = self.store.clone();
         let profile = self.core.config.profile;
         let issuer = self.core.config.issuer.clone();
+        let loopback = self.core.config.insecure_loopback_http_redirects;
         store
             .run(move |c| {
                 Ok(register_on(
@@ -166,6 +167,7 @@ impl TestServer {
                     &issuer,
                     meta,
                     RegisteredBy::Cli,
+                    loopback,
                     custodia_server::now(),
                 ))
             })
@@ -220,6 +222,39 @@ impl TestServer {
             .as_str()
             .unwrap_or_else(|| panic!("no PAT in {t}"))
             .to_string()
+    }
+
+    /// Mint an RPT the way the UMA grant does, recorded so introspection and revocation know it.
+    pub async fn mint_rpt(
+        &self,
+        client_id: &str,
+        audience: &[String],
+        permissions: &[custodia_server::protocol::tokens::RptPermission],
+    ) -> String {
+        let minter = custodia_server::protocol::tokens::Minter::from_core(&self.core);
+        let (token, row) = minter
+            .mint_rpt(
+                &custodia_server::protocol::tokens::RptSpec {
+                    client_id,
+                    subject: "requesting-party",
+                    user_id: None,
+                    audience,
+                    permissions,
+                    grant_id: None,
+                },
+                self.core.now(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.store
+            .record_access_token(row)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        token
+    }
+
+    /// Stop serving (the database stays): the authorization server becomes unreachable.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
     }
 
     /// Add a user; returns its id.

@@ -1,0 +1,690 @@
+//! The actix-web adapter (feature `actix`): [`UmaGuard`] as app data and the [`Authorized`]
+//! extractor, which together do the resource server's side of UMA 2.0 Grant §3.2 for a route.
+//!
+//! For each request: the guard's resolver maps the request to a [`Requirement`] (whose resource,
+//! which scopes, how to verify); the RPT is read from `Authorization: Bearer` (RFC 6750 §2.1; a
+//! token in the query is refused, §2.3 is not supported) and verified; when it covers every
+//! required scope the handler runs. Otherwise the guard asks Custodia for a permission ticket
+//! with the owner's PAT (UMA-FED-41) and answers 401 with `WWW-Authenticate: UMA` when there was
+//! no valid RPT or the RPT holds no permission for this resource (answered as a token-less
+//! request, UMA-GRANT-61), or 403 with the same challenge when the RPT holds a permission for the
+//! resource that lacks a required scope, so the client knows to upgrade it (UMA-FED-42).
+//! When no ticket can be had, it answers 403 with
+//! `Warning: 199 - "UMA Authorization Server Unreachable"` and no challenge (UMA-FED-43).
+//!
+//! Only this module imports `actix_web`; the core stays framework-neutral.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, WARNING, WWW_AUTHENTICATE};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::future::LocalBoxFuture;
+
+use crate::challenge::{UmaChallenge, WARNING_AS_UNREACHABLE};
+use crate::client::UmaClient;
+use crate::error::Error;
+use crate::pat::PatStore;
+use crate::permission::Permission;
+use crate::rpt::{Rpt, RptVerifier, Verification};
+
+/// What a request needs: the owner of the resource (whose PAT asks for tickets and
+/// introspects), the registered resource id, the scopes, and how to verify the RPT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub owner: String,
+    pub resource_id: String,
+    pub scopes: Vec<String>,
+    pub verification: Verification,
+}
+
+impl Requirement {
+    /// A requirement verified locally.
+    pub fn new<I, S>(owner: impl Into<String>, resource_id: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Requirement {
+            owner: owner.into(),
+            resource_id: resource_id.into(),
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            verification: Verification::Local,
+        }
+    }
+
+    /// The same requirement with another verification method.
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
+        self
+    }
+}
+
+type Resolver = Arc<
+    dyn Fn(HttpRequest) -> LocalBoxFuture<'static, Result<Requirement, actix_web::Error>>
+        + Send
+        + Sync,
+>;
+
+/// The resource server's UMA guard: put it in the app as `web::Data<UmaGuard>`.
+pub struct UmaGuard {
+    client: UmaClient,
+    verifier: Arc<RptVerifier>,
+    store: Arc<dyn PatStore>,
+    realm: Option<String>,
+    resolver: Option<Resolver>,
+}
+
+impl std::fmt::Debug for UmaGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UmaGuard")
+            .field("client", &self.client)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UmaGuard {
+    /// A guard asking `client`'s authorization server for tickets with PATs from `store`.
+    pub fn new(client: UmaClient, verifier: RptVerifier, store: Arc<dyn PatStore>) -> Self {
+        UmaGuard {
+            client,
+            verifier: Arc::new(verifier),
+            store,
+            realm: None,
+            resolver: None,
+        }
+    }
+
+    /// The `realm` of the challenges. Fails on control or non-ASCII characters.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Result<Self, Error> {
+        let realm = realm.into();
+        // Validate once, so challenges built later cannot fail on it.
+        UmaChallenge::new(
+            Some(realm.clone()),
+            self.client.issuer(),
+            crate::secret::PermissionTicket::new("x"),
+        )
+        .to_header_value()?;
+        self.realm = Some(realm);
+        Ok(self)
+    }
+
+    /// How the [`Authorized`] extractor learns what a request needs. The function gets the
+    /// request (cheap to clone) and may do async work, such as a database lookup of the
+    /// resource; an error it returns is the response (for example a 404).
+    pub fn with_resolver<F, Fut>(mut self, resolver: F) -> Self
+    where
+        F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Requirement, actix_web::Error>> + 'static,
+    {
+        self.resolver = Some(Arc::new(move |req| Box::pin(resolver(req))));
+        self
+    }
+
+    pub fn client(&self) -> &UmaClient {
+        &self.client
+    }
+
+    pub fn verifier(&self) -> &RptVerifier {
+        &self.verifier
+    }
+
+    pub fn store(&self) -> &Arc<dyn PatStore> {
+        &self.store
+    }
+
+    /// Resolve the request's requirement with the configured resolver.
+    pub async fn resolve(&self, req: &HttpRequest) -> Result<Requirement, actix_web::Error> {
+        match &self.resolver {
+            Some(r) => r(req.clone()).await,
+            None => Err(actix_web::error::ErrorInternalServerError(
+                "no requirement resolver configured",
+            )),
+        }
+    }
+
+    /// Authorize a request for `requirement`: the verified RPT when it covers every required
+    /// scope, otherwise the UMA answer to send (see the module docs).
+    pub async fn authorize(
+        &self,
+        req: &HttpRequest,
+        requirement: &Requirement,
+    ) -> Result<Rpt, UmaResponseError> {
+        let token = bearer_token(req)?;
+        // whether the RPT is valid and holds a permission for the resource, only too narrow
+        let mut upgradable = false;
+        if let Some(token) = token {
+            match self.verify(&token, requirement).await {
+                Ok(rpt) => {
+                    let now = self.verifier.now();
+                    if rpt.covers_all(&requirement.resource_id, &requirement.scopes, now) {
+                        return Ok(rpt);
+                    }
+                    upgradable = rpt.permission(&requirement.resource_id, now).is_some();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "rpt refused");
+                }
+            }
+        }
+        let challenge = self.ticket_challenge(requirement).await?;
+        Err(if upgradable {
+            UmaResponseError::InsufficientPermission(challenge)
+        } else {
+            UmaResponseError::Unauthorized(challenge)
+        })
+    }
+
+    async fn verify(&self, token: &str, requirement: &Requirement) -> Result<Rpt, Error> {
+        match requirement.verification {
+            Verification::Local => self.verifier.verify_local(token).await,
+            Verification::Introspection => {
+                let pat = self
+                    .client
+                    .pat_for(self.store.as_ref(), &requirement.owner)
+                    .await?;
+                self.verifier.verify_introspection(&pat, token).await
+            }
+        }
+    }
+
+    /// Ask for a ticket for the requirement and build the challenge (UMA-FED-41, -42), or the
+    /// unreachable answer (UMA-FED-43).
+    async fn ticket_challenge(
+        &self,
+        requirement: &Requirement,
+    ) -> Result<UmaChallenge, UmaResponseError> {
+        let permission = Permission::new(
+            requirement.resource_id.clone(),
+            requirement.scopes.iter().cloned(),
+        );
+        let ticket = async {
+            let pat = self
+                .client
+                .pat_for(self.store.as_ref(), &requirement.owner)
+                .await?;
+            self.client.request_permission(&pat, &permission).await
+        }
+        .await;
+        match ticket {
+            Ok(ticket) => {
+                let challenge = UmaChallenge::new(self.realm.clone(), self.client.issuer(), ticket);
+                match challenge.to_header_value() {
+                    Ok(_) => Ok(challenge),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unusable permission ticket");
+                        Err(UmaResponseError::AuthorizationServerUnreachable)
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    owner = %requirement.owner,
+                    resource_id = %requirement.resource_id,
+                    "no permission ticket"
+                );
+                Err(UmaResponseError::AuthorizationServerUnreachable)
+            }
+        }
+    }
+}
+
+/// The RPT of `Authorization: Bearer` (RFC 6750 §2.1). `Ok(None)` when there is none or the
+/// header is not a well-formed bearer credential (the client gets a challenge); an error for a
+/// token in the query (RFC 6750 §2.3 is not supported) or repeated `Authorization` headers.
+fn bearer_token(req: &HttpRequest) -> Result<Option<String>, UmaResponseError> {
+    if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, _)| k == "access_token")
+    {
+        return Err(UmaResponseError::InvalidRequest(
+            "access tokens are accepted only in the authorization header",
+        ));
+    }
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(UmaResponseError::InvalidRequest(
+            "repeated authorization header",
+        ));
+    }
+    let Ok(value) = value.to_str() else {
+        return Ok(None);
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    let token = token.trim_start_matches(' ');
+    let is_token68 = !token.is_empty()
+        && token.trim_end_matches('=').bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if scheme.eq_ignore_ascii_case("bearer") && is_token68 {
+        Ok(Some(token.to_string()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The answer when a request is not authorized.
+#[derive(Debug)]
+pub enum UmaResponseError {
+    /// 401 with the UMA challenge: no RPT, one that does not verify, or one without any
+    /// permission for the resource.
+    Unauthorized(UmaChallenge),
+    /// 403 with the UMA challenge: a valid RPT whose permission for the resource lacks a
+    /// required scope; the fresh ticket lets the client ask for an upgraded RPT.
+    InsufficientPermission(UmaChallenge),
+    /// 403 with `Warning: 199 - "UMA Authorization Server Unreachable"`: no ticket could be
+    /// obtained (UMA-FED-43).
+    AuthorizationServerUnreachable,
+    /// 400 `invalid_request`: a token in the query, or repeated `Authorization` headers.
+    InvalidRequest(&'static str),
+}
+
+impl std::fmt::Display for UmaResponseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UmaResponseError::Unauthorized(_) => f.write_str("authorization required"),
+            UmaResponseError::InsufficientPermission(_) => f.write_str("insufficient permission"),
+            UmaResponseError::AuthorizationServerUnreachable => {
+                f.write_str("authorization server unreachable")
+            }
+            UmaResponseError::InvalidRequest(d) => write!(f, "invalid request: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for UmaResponseError {}
+
+impl UmaResponseError {
+    /// The challenge carried, if any.
+    pub fn challenge(&self) -> Option<&UmaChallenge> {
+        match self {
+            UmaResponseError::Unauthorized(c) | UmaResponseError::InsufficientPermission(c) => {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for UmaResponseError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            UmaResponseError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            UmaResponseError::InsufficientPermission(_)
+            | UmaResponseError::AuthorizationServerUnreachable => StatusCode::FORBIDDEN,
+            UmaResponseError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((CACHE_CONTROL, "no-store"));
+        match self {
+            UmaResponseError::Unauthorized(c) | UmaResponseError::InsufficientPermission(c) => {
+                match c.to_header_value() {
+                    Ok(v) => response.insert_header((WWW_AUTHENTICATE, v)).finish(),
+                    // validated when built; should it still fail, say no ticket is available
+                    Err(_) => UmaResponseError::AuthorizationServerUnreachable.error_response(),
+                }
+            }
+            UmaResponseError::AuthorizationServerUnreachable => response
+                .insert_header((WARNING, WARNING_AS_UNREACHABLE))
+                .finish(),
+            UmaResponseError::InvalidRequest(d) => response.json(serde_json::json!({
+                "error": "invalid_request",
+                "error_description": d,
+            })),
+        }
+    }
+}
+
+/// Extractor for protected handlers: the verified RPT and the requirement it satisfied.
+/// Needs `web::Data<UmaGuard>` with a resolver in the app.
+#[derive(Clone, Debug)]
+pub struct Authorized {
+    pub rpt: Rpt,
+    pub requirement: Requirement,
+}
+
+impl FromRequest for Authorized {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let guard = req
+                .app_data::<web::Data<UmaGuard>>()
+                .cloned()
+                .ok_or_else(|| {
+                    actix_web::error::ErrorInternalServerError("uma guard is not configured")
+                })?;
+            let requirement = guard.resolve(&req).await?;
+            let rpt = guard.authorize(&req, &requirement).await?;
+            Ok(Authorized { rpt, requirement })
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config::ClientConfig;
+    use crate::pat::{MemoryPatStore, Pat};
+    use crate::secret::{AccessToken, ClientSecret};
+    use crate::test_support::{CLIENT_ID, CLIENT_SECRET, Counters, FakeAs, OWNER, now};
+    use actix_web::test::{TestRequest, call_service, init_service, read_body};
+    use actix_web::{App, HttpResponse as Resp};
+    use serde_json::{Value, json};
+
+    async fn guard_for(issuer: &str, pat: Option<Pat>) -> UmaGuard {
+        let client = UmaClient::new(ClientConfig::new(
+            issuer,
+            CLIENT_ID,
+            ClientSecret::new(CLIENT_SECRET),
+            "https://rs.example/cb",
+        ))
+        .unwrap();
+        let store = Arc::new(MemoryPatStore::new());
+        if let Some(pat) = pat {
+            store.save(&pat).await.unwrap();
+        }
+        let verifier = RptVerifier::new(&client);
+        UmaGuard::new(client, verifier, store)
+            .with_realm("photos")
+            .unwrap()
+            .with_resolver(|req: HttpRequest| async move {
+                let id = req.match_info().get("id").unwrap_or_default().to_string();
+                let verification = if req.query_string().contains("introspect") {
+                    Verification::Introspection
+                } else {
+                    Verification::Local
+                };
+                let scopes = if req.method() == actix_web::http::Method::DELETE {
+                    vec!["view", "delete"]
+                } else {
+                    vec!["view"]
+                };
+                Ok(Requirement::new(OWNER, id, scopes).with_verification(verification))
+            })
+    }
+
+    fn pat(fake: &FakeAs) -> Pat {
+        Pat {
+            owner: OWNER.into(),
+            access_token: AccessToken::new(fake.mint_pat(OWNER, now() + 600)),
+            refresh_token: None,
+            expires_at: now() + 600,
+            scope: "uma_protection".into(),
+        }
+    }
+
+    async fn photo(auth: Authorized) -> Resp {
+        Resp::Ok().json(json!({
+            "resource": auth.requirement.resource_id,
+            "sub": auth.rpt.subject,
+        }))
+    }
+
+    macro_rules! app {
+        ($guard:expr) => {
+            init_service(
+                App::new()
+                    .app_data(web::Data::new($guard))
+                    .route("/photos/{id}", web::get().to(photo))
+                    .route("/photos/{id}", web::delete().to(photo)),
+            )
+            .await
+        };
+    }
+
+    fn header(resp: &actix_web::dev::ServiceResponse, name: &str) -> Option<String> {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    /// UMA-FED-41, UMA-FED-42: no RPT → permission request → 401 with the UMA challenge.
+    #[actix_web::test]
+    async fn no_rpt_gets_a_401_uma_challenge_with_a_ticket() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let c = UmaChallenge::parse(&header(&resp, "www-authenticate").unwrap()).unwrap();
+        assert_eq!(c.as_uri, fake.issuer, "as_uri is the issuer exactly");
+        assert_eq!(c.realm.as_deref(), Some("photos"));
+        assert!(c.ticket.expose_secret().starts_with("ticket-"));
+        assert_eq!(
+            fake.with_state(|s| s.last_permission_request.clone())
+                .unwrap(),
+            json!({"resource_id": "album-1", "resource_scopes": ["view"]})
+        );
+        assert_eq!(Counters::get(&fake.counters.permission), 1);
+        fake.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn a_covering_rpt_reaches_the_handler() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let rpt = fake.mint_rpt(
+            "RS256",
+            json!([{"resource_id": "album-1", "resource_scopes": ["view", "delete"]}]),
+        );
+        for method in [TestRequest::get(), TestRequest::delete()] {
+            let req = method
+                .uri("/photos/album-1")
+                .insert_header(("Authorization", format!("Bearer {rpt}")))
+                .to_request();
+            let resp = call_service(&app, req).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+            assert_eq!(body, json!({"resource": "album-1", "sub": "bob"}));
+        }
+        assert_eq!(Counters::get(&fake.counters.permission), 0);
+        fake.stop().await;
+    }
+
+    /// A valid RPT without the needed scope → 403 with a fresh ticket to upgrade.
+    #[actix_web::test]
+    async fn an_insufficient_rpt_gets_a_403_with_a_challenge() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let rpt = fake.mint_rpt(
+            "ES256",
+            json!([{"resource_id": "album-1", "resource_scopes": ["view"]},
+                   {"resource_id": "album-2", "resource_scopes": ["view", "delete"]}]),
+        );
+        let req = TestRequest::delete()
+            .uri("/photos/album-1")
+            .insert_header(("Authorization", format!("bearer {rpt}")))
+            .to_request();
+        let resp = call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let c = UmaChallenge::parse(&header(&resp, "www-authenticate").unwrap()).unwrap();
+        assert_eq!(c.as_uri, fake.issuer);
+        assert_eq!(
+            fake.with_state(|s| s.last_permission_request.clone())
+                .unwrap(),
+            json!({"resource_id": "album-1", "resource_scopes": ["view", "delete"]})
+        );
+        fake.stop().await;
+    }
+
+    /// UMA-GRANT-61: a valid RPT with nothing for this resource is answered like no RPT.
+    #[actix_web::test]
+    async fn an_rpt_for_another_resource_gets_a_401_challenge() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let rpt = fake.mint_rpt(
+            "RS256",
+            json!([{"resource_id": "album-2", "resource_scopes": ["view", "delete"]}]),
+        );
+        let req = TestRequest::get()
+            .uri("/photos/album-1")
+            .insert_header(("Authorization", format!("Bearer {rpt}")))
+            .to_request();
+        let resp = call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(UmaChallenge::parse(&header(&resp, "www-authenticate").unwrap()).is_ok());
+        fake.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn invalid_rpts_get_a_401_challenge() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let expired = fake.keys.sign(
+            "RS256",
+            "at+jwt",
+            &json!({"iss": fake.issuer, "aud": CLIENT_ID, "exp": now() - 100,
+                "permissions": [{"resource_id": "album-1", "resource_scopes": ["view"]}]}),
+        );
+        let wrong_aud = fake.keys.sign(
+            "RS256",
+            "at+jwt",
+            &json!({"iss": fake.issuer, "aud": "other-rs", "exp": now() + 100,
+                "permissions": [{"resource_id": "album-1", "resource_scopes": ["view"]}]}),
+        );
+        for auth in [
+            format!("Bearer {expired}"),
+            format!("Bearer {wrong_aud}"),
+            "Bearer not-a-jwt".to_string(),
+            "Bearer".to_string(),
+            "Basic dXNlcjpwYXNz".to_string(),
+            "Bearer a b".to_string(),
+        ] {
+            let req = TestRequest::get()
+                .uri("/photos/album-1")
+                .insert_header(("Authorization", auth.clone()))
+                .to_request();
+            let resp = call_service(&app, req).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth}");
+            assert!(
+                header(&resp, "www-authenticate")
+                    .unwrap()
+                    .starts_with("UMA ")
+            );
+        }
+        fake.stop().await;
+    }
+
+    /// RFC 6750 §2.3 is not supported: a token in the query is refused.
+    #[actix_web::test]
+    async fn a_token_in_the_query_is_refused() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let rpt = fake.mint_rpt(
+            "RS256",
+            json!([{"resource_id": "a", "resource_scopes": ["view"]}]),
+        );
+        let req = TestRequest::get()
+            .uri(&format!("/photos/a?access_token={rpt}"))
+            .to_request();
+        let resp = call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        let req = TestRequest::get()
+            .uri("/photos/a")
+            .append_header(("Authorization", format!("Bearer {rpt}")))
+            .append_header(("Authorization", format!("Bearer {rpt}")))
+            .to_request();
+        assert_eq!(
+            call_service(&app, req).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+        fake.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn introspection_routes_use_the_owners_pat() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let issuer = fake.issuer.clone();
+        fake.with_state(|s| {
+            s.introspection.insert(
+                "opaque".into(),
+                json!({"active": true, "iss": issuer, "aud": CLIENT_ID, "sub": "bob", "exp": now() + 60,
+                    "permissions": [{"resource_id": "album-1", "resource_scopes": ["view"]}]}),
+            )
+        });
+        let req = TestRequest::get()
+            .uri("/photos/album-1?introspect")
+            .insert_header(("Authorization", "Bearer opaque"))
+            .to_request();
+        assert_eq!(call_service(&app, req).await.status(), StatusCode::OK);
+        assert_eq!(Counters::get(&fake.counters.introspection), 1);
+        fake.stop().await;
+    }
+
+    /// UMA-FED-43: no ticket → 403 with the Warning header and no UMA challenge.
+    #[actix_web::test]
+    async fn an_unreachable_as_gets_a_403_with_the_warning() {
+        let fake = FakeAs::start().await;
+        let issuer = fake.issuer.clone();
+        let pat = pat(&fake);
+        fake.stop().await;
+        let app = app!(guard_for(&issuer, Some(pat)).await);
+        let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            header(&resp, "warning").as_deref(),
+            Some(r#"199 - "UMA Authorization Server Unreachable""#)
+        );
+        assert!(header(&resp, "www-authenticate").is_none());
+    }
+
+    #[actix_web::test]
+    async fn a_failing_permission_endpoint_or_missing_pat_also_gets_the_warning() {
+        let fake = FakeAs::start().await;
+        fake.with_state(|s| s.permission_failure = Some((500, json!({"error": "server_error"}))));
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(header(&resp, "warning").is_some());
+        let app = app!(guard_for(&fake.issuer, None).await);
+        let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(header(&resp, "warning").is_some());
+        fake.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn the_function_form_gives_the_same_answers() {
+        let fake = FakeAs::start().await;
+        let guard = guard_for(&fake.issuer, Some(pat(&fake))).await;
+        let req = TestRequest::get().uri("/x").to_http_request();
+        let requirement = Requirement::new(OWNER, "album-1", ["view"]);
+        let e = guard.authorize(&req, &requirement).await.unwrap_err();
+        assert_eq!(e.status_code(), StatusCode::UNAUTHORIZED);
+        assert!(e.challenge().is_some());
+        let resp = e.error_response();
+        assert!(resp.headers().contains_key(WWW_AUTHENTICATE));
+        assert_eq!(e.to_string(), "authorization required");
+        fake.stop().await;
+    }
+
+    #[test]
+    fn realm_is_validated() {
+        let client = UmaClient::new(ClientConfig::new(
+            "https://as.example",
+            CLIENT_ID,
+            ClientSecret::new(CLIENT_SECRET),
+            "https://rs.example/cb",
+        ))
+        .unwrap();
+        let v = RptVerifier::new(&client);
+        let g = UmaGuard::new(client, v, Arc::new(MemoryPatStore::new()));
+        assert!(g.with_realm("bad\r\nrealm").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! The resource server's settings as a client of Custodia: issuer, OAuth client credentials,
+//! redirect URI, timeouts and cache lifetimes, validated once into a [`ClientConfig`].
+//!
+//! TLS is required on every protection API call (UMA 2.0 Federated Authorization §1.3,
+//! UMA-FED-01); plain `http` is accepted only for loopback hosts (development and tests) or with
+//! the explicit [`ClientConfig::insecure_allow_http`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::Error;
+use crate::secret::ClientSecret;
+
+/// Seconds since the Unix epoch, injectable so tests can move time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        }))
+    }
+
+    /// A clock reading the given function.
+    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(f))
+    }
+
+    /// The current time in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// How the resource server talks to Custodia. Build with [`ClientConfig::new`] and the `with_*`
+/// methods, then hand it to [`UmaClient::new`](crate::UmaClient::new).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: ClientSecret,
+    pub(crate) redirect_uri: String,
+    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) timeout: Duration,
+    pub(crate) discovery_ttl: Duration,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) authorization_lifetime: Duration,
+    pub(crate) jwks_refetch_interval: Duration,
+    pub(crate) jwks_ttl: Duration,
+    pub(crate) extra_scopes: Vec<String>,
+    pub(crate) insecure_allow_http: bool,
+    pub(crate) clock: Clock,
+}
+
+impl ClientConfig {
+    /// Settings for the confidential client `client_id` at the authorization server `issuer`
+    /// (compared exactly with the discovery document's `issuer`), with the registered
+    /// `redirect_uri` that receives the PAT authorization code.
+    pub fn new(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        ClientConfig {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret,
+            redirect_uri: redirect_uri.into(),
+            http: None,
+            timeout: Duration::from_secs(10),
+            discovery_ttl: Duration::from_secs(3600),
+            refresh_margin: Duration::from_secs(60),
+            authorization_lifetime: Duration::from_secs(600),
+            jwks_refetch_interval: Duration::from_secs(10),
+            jwks_ttl: Duration::from_secs(3600),
+            extra_scopes: Vec::new(),
+            insecure_allow_http: false,
+            clock: Clock::system(),
+        }
+    }
+
+    /// Use this HTTP client instead of the default one (no redirects, 10 s timeout). It should not
+    /// follow redirects.
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Timeout of each request of the default HTTP client (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long the discovery document is cached (default 1 h).
+    pub fn with_discovery_ttl(mut self, ttl: Duration) -> Self {
+        self.discovery_ttl = ttl;
+        self
+    }
+
+    /// Refresh a PAT when it expires within this margin (default 60 s).
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// How long a [`PendingAuthorization`](crate::PendingAuthorization) stays redeemable
+    /// (default 10 min).
+    pub fn with_authorization_lifetime(mut self, lifetime: Duration) -> Self {
+        self.authorization_lifetime = lifetime;
+        self
+    }
+
+    /// The shortest time between two JWKS fetches (default 10 s): a token with an unknown `kid`
+    /// triggers a refetch only when the last attempt is older than this.
+    pub fn with_jwks_refetch_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// How long a fetched JWKS is used before it is fetched again (default 1 h).
+    pub fn with_jwks_ttl(mut self, ttl: Duration) -> Self {
+        self.jwks_ttl = ttl;
+        self
+    }
+
+    /// Scopes requested next to `uma_protection`, for example `openid`.
+    pub fn with_extra_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Allow plain `http` to a non-loopback authorization server. Never in production
+    /// (UMA-FED-01 requires TLS).
+    pub fn insecure_allow_http(mut self, allow: bool) -> Self {
+        self.insecure_allow_http = allow;
+        self
+    }
+
+    /// Read time from this clock instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The resource server's client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Check the URLs; called by [`UmaClient::new`](crate::UmaClient::new).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let issuer = parse_endpoint("issuer", &self.issuer, self.insecure_allow_http)
+            .map_err(Error::Config)?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(Error::Config(
+                "issuer must not have a query or fragment".into(),
+            ));
+        }
+        let redirect = Url::parse(&self.redirect_uri).map_err(|_| {
+            Error::Config(format!("redirect uri `{}` is not a url", self.redirect_uri))
+        })?;
+        if redirect.fragment().is_some() {
+            return Err(Error::Config(
+                "redirect uri must not have a fragment".into(),
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err(Error::Config("client id is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Parse an endpoint URL and insist on `https` unless the host is loopback or `allow_http`.
+pub(crate) fn parse_endpoint(what: &str, value: &str, allow_http: bool) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|_| format!("{what} `{value}` is not a url"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_http || is_loopback(&url) => Ok(url),
+        _ => Err(format!("{what} `{value}` must use https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(issuer: &str) -> ClientConfig {
+        ClientConfig::new(
+            issuer,
+            "rs",
+            ClientSecret::new("s"),
+            "https://rs.example/cb",
+        )
+    }
+
+    #[test]
+    fn https_required_except_loopback() {
+        assert!(cfg("https://as.example").validate().is_ok());
+        assert!(cfg("http://127.0.0.1:8080").validate().is_ok());
+        assert!(cfg("http://localhost:8080").validate().is_ok());
+        assert!(cfg("http://[::1]:8080").validate().is_ok());
+        assert!(cfg("http://as.example").validate().is_err());
+        assert!(
+            cfg("http://as.example")
+                .insecure_allow_http(true)
+                .validate()
+                .is_ok()
+        );
+        assert!(cfg("https://as.example/?x=1").validate().is_err());
+        assert!(cfg("not a url").validate().is_err());
+    }
+
+    #[test]
+    fn clock_is_injectable() {
+        let c = Clock::from_fn(|| 42);
+        assert_eq!(c.now(), 42);
+        assert!(Clock::system().now() > 1_700_000_000);
+    }
+}

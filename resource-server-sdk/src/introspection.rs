@@ -1,0 +1,324 @@
+//! Token introspection of RPTs (RFC 7662, UMA 2.0 Federated Authorization §5): the resource
+//! server posts `token=<RPT>` with the owner's PAT as bearer token (UMA-FED-34) and reads the
+//! UMA-extended answer with its `permissions` (UMA-FED-35, -36); `active: false` means revoked,
+//! expired or unknown (UMA-FED-40).
+//!
+//! Answers are cached for a short TTL (RFC 7662 §4, UMA-FED-39), never past the token's `exp`,
+//! keyed by the SHA-256 of the token so the cache holds no tokens, and bounded in size.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::client::UmaClient;
+use crate::error::{Error, TokenError};
+use crate::http;
+use crate::jwt::{Audience, opt_numeric_date};
+use crate::pat::Pat;
+use crate::rpt::{Rpt, RptPermission};
+
+/// An introspection answer (RFC 7662 §2.2 with the UMA `permissions` member).
+#[derive(Clone, Debug, Deserialize)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    #[serde(default)]
+    pub permissions: Option<Vec<RptPermission>>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub aud: Audience,
+    #[serde(default)]
+    pub iss: Option<String>,
+    #[serde(default, deserialize_with = "opt_numeric_date")]
+    pub exp: Option<i64>,
+    #[serde(default, deserialize_with = "opt_numeric_date")]
+    pub iat: Option<i64>,
+    #[serde(default, deserialize_with = "opt_numeric_date")]
+    pub nbf: Option<i64>,
+    #[serde(default)]
+    pub jti: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Every other member.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl IntrospectionResponse {
+    /// The answer as an RPT for this resource server: active, from the configured issuer (when
+    /// `iss` is given), for this audience (when `aud` is given), within its times, with
+    /// `permissions`.
+    pub fn into_rpt(
+        self,
+        issuer: &str,
+        audience: &str,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Rpt, TokenError> {
+        if !self.active {
+            return Err(TokenError::Inactive);
+        }
+        if self.iss.as_deref().is_some_and(|i| i != issuer) {
+            return Err(TokenError::WrongIssuer);
+        }
+        if !self.aud.0.is_empty() && !self.aud.contains(audience) {
+            return Err(TokenError::WrongAudience);
+        }
+        let expires_at = self.exp.unwrap_or(i64::MAX);
+        if now >= expires_at.saturating_add(leeway) {
+            return Err(TokenError::Expired);
+        }
+        if self.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+            return Err(TokenError::NotYetValid);
+        }
+        let permissions = self.permissions.ok_or(TokenError::MissingPermissions)?;
+        let mut rpt = Rpt::new(
+            self.iss.unwrap_or_else(|| issuer.to_string()),
+            expires_at,
+            permissions,
+        )
+        .with_leeway(leeway);
+        rpt.subject = self.sub;
+        rpt.client_id = self.client_id;
+        rpt.audience = self.aud.0;
+        rpt.issued_at = self.iat;
+        rpt.not_before = self.nbf;
+        rpt.jti = self.jti;
+        Ok(rpt)
+    }
+}
+
+impl UmaClient {
+    /// Introspect a token with the owner's PAT (`POST introspection_endpoint`,
+    /// `token_type_hint=access_token`).
+    pub async fn introspect(&self, pat: &Pat, token: &str) -> Result<IntrospectionResponse, Error> {
+        let d = self.discovery().await?;
+        let endpoint = d
+            .introspection_endpoint
+            .clone()
+            .ok_or_else(|| Error::Discovery("`introspection_endpoint` is missing".into()))?;
+        let request = self
+            .inner
+            .http
+            .post(endpoint)
+            .header(reqwest::header::AUTHORIZATION, pat.bearer())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        http::send(request).await?.json(&[200])
+    }
+}
+
+struct Entry {
+    until: Instant,
+    verdict: Result<Rpt, TokenError>,
+}
+
+/// Introspection verdicts by SHA-256 of the token.
+pub(crate) struct IntrospectionCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+impl IntrospectionCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        IntrospectionCache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn key(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// A cached verdict that has not expired.
+    pub fn get(&self, key: &[u8; 32]) -> Option<Result<Rpt, TokenError>> {
+        let mut entries = self.entries.lock().ok()?;
+        match entries.get(key) {
+            Some(e) if e.until > Instant::now() => Some(e.verdict.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Cache a verdict for the TTL, or less when the token expires sooner (`max_secs`).
+    pub fn put(&self, key: [u8; 32], verdict: Result<Rpt, TokenError>, max_secs: Option<i64>) {
+        let mut ttl = self.ttl;
+        if let Some(max) = max_secs {
+            ttl = ttl.min(Duration::from_secs(max.max(0) as u64));
+        }
+        if ttl.is_zero() || self.capacity == 0 {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            entries.retain(|_, e| e.until > now);
+            if entries.len() >= self.capacity
+                && let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k)
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            key,
+            Entry {
+                until: now + ttl,
+                verdict,
+            },
+        );
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config::ClientConfig;
+    use crate::rpt::RptVerifier;
+    use crate::secret::{AccessToken, ClientSecret};
+    use crate::test_support::{CLIENT_ID, CLIENT_SECRET, Counters, FakeAs, OWNER, now};
+    use serde_json::json;
+
+    const ISS: &str = "https://as.example";
+
+    fn answer(v: Value) -> IntrospectionResponse {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// UMA-FED-35, -36, -40.
+    #[test]
+    fn answers_to_rpts() {
+        let n = 1_800_000_000;
+        let ok = json!({
+            "active": true, "iss": ISS, "aud": CLIENT_ID, "sub": "bob", "client_id": "app",
+            "exp": n + 60, "iat": n, "jti": "j", "token_type": "Bearer",
+            "permissions": [{"resource_id": "r", "resource_scopes": ["s"], "exp": n + 30}],
+        });
+        let rpt = answer(ok.clone()).into_rpt(ISS, CLIENT_ID, n, 0).unwrap();
+        assert!(rpt.covers("r", "s", n + 29));
+        assert!(!rpt.covers("r", "s", n + 30));
+        assert_eq!(rpt.subject.as_deref(), Some("bob"));
+        let bad = |k: &str, v: Value| {
+            let mut a = ok.clone();
+            a[k] = v;
+            answer(a).into_rpt(ISS, CLIENT_ID, n, 0).unwrap_err()
+        };
+        assert_eq!(bad("iss", json!("https://evil")), TokenError::WrongIssuer);
+        assert_eq!(bad("aud", json!(["x"])), TokenError::WrongAudience);
+        assert_eq!(bad("exp", json!(n)), TokenError::Expired);
+        assert_eq!(
+            bad("permissions", Value::Null),
+            TokenError::MissingPermissions
+        );
+        assert_eq!(
+            answer(json!({"active": false}))
+                .into_rpt(ISS, CLIENT_ID, n, 0)
+                .unwrap_err(),
+            TokenError::Inactive
+        );
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let cache = IntrospectionCache::new(Duration::from_secs(60), 3);
+        for i in 0..10 {
+            cache.put(
+                IntrospectionCache::key(&format!("t{i}")),
+                Err(TokenError::Inactive),
+                None,
+            );
+        }
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&IntrospectionCache::key("t9")).is_some());
+        assert!(cache.get(&IntrospectionCache::key("t0")).is_none());
+    }
+
+    #[test]
+    fn cache_never_outlives_the_token_and_can_be_disabled() {
+        let cache = IntrospectionCache::new(Duration::from_secs(60), 3);
+        cache.put(
+            IntrospectionCache::key("expired"),
+            Err(TokenError::Inactive),
+            Some(0),
+        );
+        assert!(cache.get(&IntrospectionCache::key("expired")).is_none());
+        let off = IntrospectionCache::new(Duration::ZERO, 3);
+        off.put(
+            IntrospectionCache::key("t"),
+            Err(TokenError::Inactive),
+            None,
+        );
+        assert!(off.get(&IntrospectionCache::key("t")).is_none());
+    }
+
+    /// UMA-FED-34 and UMA-FED-39: introspection with the PAT, answers cached for the TTL.
+    #[actix_web::test]
+    async fn introspection_answers_are_cached_for_the_ttl() {
+        let fake = FakeAs::start().await;
+        let client = UmaClient::new(ClientConfig::new(
+            fake.issuer.clone(),
+            CLIENT_ID,
+            ClientSecret::new(CLIENT_SECRET),
+            "https://rs.example/cb",
+        ))
+        .unwrap();
+        let v = RptVerifier::new(&client).with_introspection_cache(Duration::from_secs(1), 100);
+        let pat = Pat {
+            owner: OWNER.into(),
+            access_token: AccessToken::new(fake.mint_pat(OWNER, now() + 600)),
+            refresh_token: None,
+            expires_at: now() + 600,
+            scope: "uma_protection".into(),
+        };
+        let issuer = fake.issuer.clone();
+        fake.with_state(|s| {
+            s.introspection.insert(
+                "opaque-rpt".into(),
+                json!({"active": true, "iss": issuer, "aud": [CLIENT_ID], "exp": now() + 600,
+                    "permissions": [{"resource_id": "r", "resource_scopes": ["s"]}]}),
+            )
+        });
+        let count = || Counters::get(&fake.counters.introspection);
+        let rpt = v.verify_introspection(&pat, "opaque-rpt").await.unwrap();
+        assert!(rpt.covers("r", "s", now()));
+        assert_eq!(count(), 1);
+        v.verify_introspection(&pat, "opaque-rpt").await.unwrap();
+        assert_eq!(count(), 1, "served from the cache");
+        // inactive answers are cached too
+        let e = v.verify_introspection(&pat, "unknown").await.unwrap_err();
+        assert!(matches!(e, Error::InvalidRpt(TokenError::Inactive)), "{e}");
+        v.verify_introspection(&pat, "unknown").await.unwrap_err();
+        assert_eq!(count(), 2);
+        // after the TTL, the AS is asked again and sees the revocation
+        fake.with_state(|s| s.introspection.remove("opaque-rpt"));
+        actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+        let e = v
+            .verify_introspection(&pat, "opaque-rpt")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidRpt(TokenError::Inactive)), "{e}");
+        assert_eq!(count(), 3);
+        fake.stop().await;
+    }
+}
