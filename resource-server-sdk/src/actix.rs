@@ -1,16 +1,30 @@
 //! The actix-web adapter (feature `actix`): [`UmaGuard`] as app data and the [`Authorized`]
-//! extractor, which together do the resource server's side of UMA 2.0 Grant §3.2 for a route.
+//! extractor, which together do the resource server's side of UMA 2.0 Grant §3.2 and §3.5 for a
+//! route.
 //!
-//! For each request: the guard's resolver maps the request to a [`Requirement`] (whose resource,
+//! For each request the guard's resolver maps the request to a [`Requirement`] (whose resource,
 //! which scopes, how to verify); the RPT is read from `Authorization: Bearer` (RFC 6750 §2.1; a
-//! token in the query is refused, §2.3 is not supported) and verified; when it covers every
+//! token in the query is refused, §2.3 is not supported) and verified. When it covers every
 //! required scope the handler runs. Otherwise the guard asks Custodia for a permission ticket
-//! with the owner's PAT (UMA-FED-41) and answers 401 with `WWW-Authenticate: UMA` when there was
-//! no valid RPT or the RPT holds no permission for this resource (answered as a token-less
-//! request, UMA-GRANT-61), or 403 with the same challenge when the RPT holds a permission for the
-//! resource that lacks a required scope, so the client knows to upgrade it (UMA-FED-42).
-//! When no ticket can be had, it answers 403 with
-//! `Warning: 199 - "UMA Authorization Server Unreachable"` and no challenge (UMA-FED-43).
+//! with the owner's PAT (UMA-FED-41) and answers with [`UmaResponseError`]:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | no RPT, an RPT that does not verify (bad signature, expired, revoked, wrong audience, …), or a valid RPT with no permission for the resource | 401 + `WWW-Authenticate: UMA realm=…, as_uri=…, ticket=…` (UMA-FED-42, UMA-GRANT-61) |
+//! | a valid RPT with an active permission for the resource that lacks a required scope | 403 + the same challenge, with a fresh ticket for the scopes needed |
+//! | the authorization server unreachable (transport failure, timeout, 5xx, 429) | 403 + `Warning: 199 - "UMA Authorization Server Unreachable"`, no challenge (UMA-FED-43) |
+//! | the owner has not connected this resource server: no PAT stored, or the PAT and its refresh token refused (the owner disconnected it; the PAT is then removed from the store) | 403, no challenge, no `Warning`, `{"error": "resource_unavailable", …}` |
+//! | the permission request refused for another reason (`invalid_resource_id` or `invalid_scope`: the resource server's mapping is stale), a failing [`PatStore`], an answer outside the protocol | 500 with a generic body; the cause is logged at ERROR |
+//! | a token in the query string, or two `Authorization` headers | 400 `invalid_request` |
+//!
+//! **The 403 for an RPT lacking a scope is a deliberate choice.** UMA-GRANT-61 (UMA Grant §3.5)
+//! asks the resource server to answer any insufficient RPT as a token-less request, that is 401
+//! with a challenge. The guard answers 401 only when the RPT gives nothing for the resource, and
+//! 403 when the RPT is valid but insufficient, as the issue that specified this guard asked
+//! ("403 when the RPT is valid but insufficient"), so the client can tell "get an RPT" from
+//! "upgrade the RPT you have". The 403 still carries the UMA challenge
+//! and a fresh ticket, so a client that only looks for `WWW-Authenticate: UMA` proceeds exactly
+//! as after a 401, presenting its RPT with the ticket (UMA Grant §3.3.1) to have it upgraded.
 //!
 //! Only this module imports `actix_web`; the core stays framework-neutral.
 
@@ -192,7 +206,7 @@ impl UmaGuard {
     }
 
     /// Ask for a ticket for the requirement and build the challenge (UMA-FED-41, -42), or the
-    /// unreachable answer (UMA-FED-43).
+    /// answer for why there is none (see the module docs).
     async fn ticket_challenge(
         &self,
         requirement: &Requirement,
@@ -201,33 +215,56 @@ impl UmaGuard {
             requirement.resource_id.clone(),
             requirement.scopes.iter().cloned(),
         );
-        let ticket = async {
-            let pat = self
-                .client
-                .pat_for(self.store.as_ref(), &requirement.owner)
-                .await?;
-            self.client.request_permission(&pat, &permission).await
-        }
-        .await;
+        let owner = requirement.owner.as_str();
+        let resource_id = requirement.resource_id.as_str();
+        let ticket = self
+            .client
+            .request_permission_for(self.store.as_ref(), owner, &permission)
+            .await;
         match ticket {
             Ok(ticket) => {
                 let challenge = UmaChallenge::new(self.realm.clone(), self.client.issuer(), ticket);
                 match challenge.to_header_value() {
                     Ok(_) => Ok(challenge),
                     Err(e) => {
-                        tracing::warn!(error = %e, "unusable permission ticket");
-                        Err(UmaResponseError::AuthorizationServerUnreachable)
+                        tracing::error!(
+                            error = %e,
+                            owner,
+                            resource_id,
+                            "the authorization server issued a ticket that cannot be sent in a challenge"
+                        );
+                        Err(UmaResponseError::Internal(e))
                     }
                 }
             }
-            Err(e) => {
+            Err(e @ (Error::NoPat(_) | Error::ReauthorizationRequired(_))) => {
                 tracing::warn!(
                     error = %e,
-                    owner = %requirement.owner,
-                    resource_id = %requirement.resource_id,
-                    "no permission ticket"
+                    owner,
+                    resource_id,
+                    "the resource owner has not connected this resource server to the authorization server"
+                );
+                Err(UmaResponseError::ProtectionUnavailable)
+            }
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(
+                    error = %e,
+                    owner,
+                    resource_id,
+                    "no permission ticket: the authorization server is unreachable"
                 );
                 Err(UmaResponseError::AuthorizationServerUnreachable)
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    error_code = e.protocol_error().unwrap_or("none"),
+                    status = e.status(),
+                    owner,
+                    resource_id,
+                    "no permission ticket"
+                );
+                Err(UmaResponseError::Internal(e))
             }
         }
     }
@@ -270,21 +307,39 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, UmaResponseError> {
     }
 }
 
-/// The answer when a request is not authorized.
+/// The answer when a request is not authorized (the table in the module docs).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum UmaResponseError {
     /// 401 with the UMA challenge: no RPT, one that does not verify, or one without any
-    /// permission for the resource.
+    /// permission for the resource (UMA-GRANT-61).
     Unauthorized(UmaChallenge),
     /// 403 with the UMA challenge: a valid RPT whose permission for the resource lacks a
-    /// required scope; the fresh ticket lets the client ask for an upgraded RPT.
+    /// required scope; the fresh ticket lets the client ask for an upgraded RPT. A deliberate
+    /// departure from UMA-GRANT-61, which asks for 401 (see the module docs).
     InsufficientPermission(UmaChallenge),
-    /// 403 with `Warning: 199 - "UMA Authorization Server Unreachable"`: no ticket could be
-    /// obtained (UMA-FED-43).
+    /// 403 with `Warning: 199 - "UMA Authorization Server Unreachable"` and no challenge: the
+    /// authorization server could not be reached or is failing (transport error, timeout, 5xx,
+    /// 429), so no ticket could be obtained (UMA-FED-43).
     AuthorizationServerUnreachable,
+    /// 403 with no challenge and no `Warning`, body `{"error": "resource_unavailable", …}`: the
+    /// resource owner has not connected this resource server to the authorization server (no
+    /// PAT stored, or the PAT was refused and could not be renewed, so it was removed). Only
+    /// the owner can fix it, by connecting the resource server again.
+    ProtectionUnavailable,
+    /// 500 with a generic body: no ticket for a reason on the resource server's side, such as
+    /// a permission request refused with `invalid_resource_id` or `invalid_scope` (a stale
+    /// resource mapping), a failing [`PatStore`], or an answer outside the protocol. The cause
+    /// is kept here and logged, never sent.
+    Internal(Error),
     /// 400 `invalid_request`: a token in the query, or repeated `Authorization` headers.
     InvalidRequest(&'static str),
 }
+
+/// The `error` of [`UmaResponseError::ProtectionUnavailable`].
+const RESOURCE_UNAVAILABLE: &str = "resource_unavailable";
+const RESOURCE_UNAVAILABLE_DESCRIPTION: &str =
+    "the resource owner has not connected this resource server to the authorization server";
 
 impl std::fmt::Display for UmaResponseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -294,12 +349,23 @@ impl std::fmt::Display for UmaResponseError {
             UmaResponseError::AuthorizationServerUnreachable => {
                 f.write_str("authorization server unreachable")
             }
+            UmaResponseError::ProtectionUnavailable => {
+                f.write_str("the resource owner has not connected this resource server")
+            }
+            UmaResponseError::Internal(_) => f.write_str("internal error"),
             UmaResponseError::InvalidRequest(d) => write!(f, "invalid request: {d}"),
         }
     }
 }
 
-impl std::error::Error for UmaResponseError {}
+impl std::error::Error for UmaResponseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UmaResponseError::Internal(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl UmaResponseError {
     /// The challenge carried, if any.
@@ -318,7 +384,9 @@ impl ResponseError for UmaResponseError {
         match self {
             UmaResponseError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             UmaResponseError::InsufficientPermission(_)
-            | UmaResponseError::AuthorizationServerUnreachable => StatusCode::FORBIDDEN,
+            | UmaResponseError::AuthorizationServerUnreachable
+            | UmaResponseError::ProtectionUnavailable => StatusCode::FORBIDDEN,
+            UmaResponseError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             UmaResponseError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -330,13 +398,21 @@ impl ResponseError for UmaResponseError {
             UmaResponseError::Unauthorized(c) | UmaResponseError::InsufficientPermission(c) => {
                 match c.to_header_value() {
                     Ok(v) => response.insert_header((WWW_AUTHENTICATE, v)).finish(),
-                    // validated when built; should it still fail, say no ticket is available
-                    Err(_) => UmaResponseError::AuthorizationServerUnreachable.error_response(),
+                    // validated when built; should it still fail, answer as for a bad ticket
+                    Err(e) => UmaResponseError::Internal(e).error_response(),
                 }
             }
             UmaResponseError::AuthorizationServerUnreachable => response
                 .insert_header((WARNING, WARNING_AS_UNREACHABLE))
                 .finish(),
+            UmaResponseError::ProtectionUnavailable => response.json(serde_json::json!({
+                "error": RESOURCE_UNAVAILABLE,
+                "error_description": RESOURCE_UNAVAILABLE_DESCRIPTION,
+            })),
+            UmaResponseError::Internal(_) => response.json(serde_json::json!({
+                "error": "server_error",
+                "error_description": "internal error",
+            })),
             UmaResponseError::InvalidRequest(d) => response.json(serde_json::json!({
                 "error": "invalid_request",
                 "error_description": d,
@@ -379,24 +455,32 @@ mod tests {
     use super::*;
     use crate::config::ClientConfig;
     use crate::pat::{MemoryPatStore, Pat};
-    use crate::secret::{AccessToken, ClientSecret};
+    use crate::secret::{AccessToken, ClientSecret, RefreshToken};
     use crate::test_support::{CLIENT_ID, CLIENT_SECRET, Counters, FakeAs, OWNER, now};
     use actix_web::test::{TestRequest, call_service, init_service, read_body};
     use actix_web::{App, HttpResponse as Resp};
     use serde_json::{Value, json};
+    use std::time::Duration;
 
     async fn guard_for(issuer: &str, pat: Option<Pat>) -> UmaGuard {
-        let client = UmaClient::new(ClientConfig::new(
-            issuer,
-            CLIENT_ID,
-            ClientSecret::new(CLIENT_SECRET),
-            "https://rs.example/cb",
-        ))
-        .unwrap();
         let store = Arc::new(MemoryPatStore::new());
         if let Some(pat) = pat {
             store.save(&pat).await.unwrap();
         }
+        guard_with(issuer, store, Duration::from_secs(10))
+    }
+
+    fn guard_with(issuer: &str, store: Arc<MemoryPatStore>, timeout: Duration) -> UmaGuard {
+        let client = UmaClient::new(
+            ClientConfig::new(
+                issuer,
+                CLIENT_ID,
+                ClientSecret::new(CLIENT_SECRET),
+                "https://rs.example/cb",
+            )
+            .with_timeout(timeout),
+        )
+        .unwrap();
         let verifier = RptVerifier::new(&client);
         UmaGuard::new(client, verifier, store)
             .with_realm("photos")
@@ -494,7 +578,9 @@ mod tests {
         fake.stop().await;
     }
 
-    /// A valid RPT without the needed scope → 403 with a fresh ticket to upgrade.
+    /// A valid RPT without the needed scope → 403 with a fresh ticket to upgrade. A deliberate
+    /// departure from UMA-GRANT-61, which asks for 401 (see the module docs); the challenge is
+    /// the same as for a 401.
     #[actix_web::test]
     async fn an_insufficient_rpt_gets_a_403_with_a_challenge() {
         let fake = FakeAs::start().await;
@@ -644,19 +730,243 @@ mod tests {
         assert!(header(&resp, "www-authenticate").is_none());
     }
 
+    /// UMA-FED-43: a timeout is unreachability too.
     #[actix_web::test]
-    async fn a_failing_permission_endpoint_or_missing_pat_also_gets_the_warning() {
-        let fake = FakeAs::start().await;
-        fake.with_state(|s| s.permission_failure = Some((500, json!({"error": "server_error"}))));
-        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+    async fn an_as_that_does_not_answer_gets_a_403_with_the_warning() {
+        // accepts connections (the kernel completes the handshake) and never answers
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", silent.local_addr().unwrap());
+        let store = Arc::new(MemoryPatStore::new());
+        store
+            .save(&Pat {
+                owner: OWNER.into(),
+                access_token: AccessToken::new("pat"),
+                refresh_token: None,
+                expires_at: now() + 600,
+                scope: "uma_protection".into(),
+            })
+            .await
+            .unwrap();
+        let app = app!(guard_with(&issuer, store, Duration::from_millis(300)));
         let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert!(header(&resp, "warning").is_some());
+        assert!(header(&resp, "www-authenticate").is_none());
+    }
+
+    /// UMA-FED-43: a failing (5xx) or overloaded (429) permission endpoint is unreachability.
+    #[actix_web::test]
+    async fn a_failing_permission_endpoint_gets_the_warning() {
+        let fake = FakeAs::start().await;
+        for (status, code) in [
+            (500, "server_error"),
+            (503, "temporarily_unavailable"),
+            (429, "slow_down"),
+        ] {
+            fake.with_state(|s| s.permission_failure = Some((status, json!({"error": code}))));
+            let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+            let resp =
+                call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{status}");
+            assert_eq!(
+                header(&resp, "warning").as_deref(),
+                Some(WARNING_AS_UNREACHABLE),
+                "{status}"
+            );
+            assert!(header(&resp, "www-authenticate").is_none());
+        }
+        fake.stop().await;
+    }
+
+    async fn assert_resource_unavailable(resp: actix_web::dev::ServiceResponse) {
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(header(&resp, "warning").is_none(), "not an outage");
+        assert!(header(&resp, "www-authenticate").is_none(), "no ticket");
+        let body: Value = serde_json::from_slice(&read_body(resp).await).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "error": "resource_unavailable",
+                "error_description": "the resource owner has not connected this resource server to the authorization server",
+            })
+        );
+    }
+
+    /// An owner who never connected the resource server: 403 `resource_unavailable`, no
+    /// request to the authorization server.
+    #[actix_web::test]
+    async fn no_pat_for_the_owner_gets_a_403_resource_unavailable() {
+        let fake = FakeAs::start().await;
         let app = app!(guard_for(&fake.issuer, None).await);
         let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-        assert!(header(&resp, "warning").is_some());
+        assert_resource_unavailable(resp).await;
+        assert_eq!(Counters::get(&fake.counters.permission), 0);
         fake.stop().await;
+    }
+
+    /// The owner disconnected the resource server: the permission endpoint answers 401
+    /// `invalid_token` (RFC 6750 §3.1) and the refresh token is refused. The PAT is removed, so
+    /// the owner's next connection starts clean, and the client gets 403
+    /// `resource_unavailable`, not the unreachable answer.
+    #[actix_web::test]
+    async fn a_disconnected_owner_gets_a_403_resource_unavailable_and_the_pat_is_removed() {
+        let fake = FakeAs::start().await;
+        for refresh in [None, Some("rt-revoked")] {
+            let mut pat = pat(&fake);
+            pat.refresh_token = refresh.map(RefreshToken::new);
+            let token = pat.access_token.expose_secret().to_string();
+            fake.with_state(|s| s.revoked_pats.insert(token));
+            let store = Arc::new(MemoryPatStore::new());
+            store.save(&pat).await.unwrap();
+            let app = app!(guard_with(
+                &fake.issuer,
+                store.clone(),
+                Duration::from_secs(10)
+            ));
+            let before = Counters::get(&fake.counters.permission);
+            let resp =
+                call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+            assert_resource_unavailable(resp).await;
+            assert!(store.load(OWNER).await.unwrap().is_none(), "{refresh:?}");
+            assert_eq!(Counters::get(&fake.counters.permission), before + 1);
+            // the next request does not ask the authorization server again
+            let resp =
+                call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+            assert_resource_unavailable(resp).await;
+            assert_eq!(Counters::get(&fake.counters.permission), before + 1);
+        }
+        assert_eq!(
+            Counters::get(&fake.counters.refresh),
+            1,
+            "one refresh attempted"
+        );
+        fake.stop().await;
+    }
+
+    /// A PAT refused while its refresh token still works (revoked alone, or expired early by
+    /// the authorization server's clock) is refreshed once and the client gets its challenge.
+    #[actix_web::test]
+    async fn a_refused_pat_with_a_working_refresh_token_is_renewed() {
+        let fake = FakeAs::start().await;
+        let mut pat = pat(&fake);
+        pat.refresh_token = Some(RefreshToken::new("rt-ok"));
+        let token = pat.access_token.expose_secret().to_string();
+        fake.with_state(|s| {
+            s.refresh_tokens.insert("rt-ok".into(), OWNER.into());
+            s.revoked_pats.insert(token.clone());
+        });
+        let store = Arc::new(MemoryPatStore::new());
+        store.save(&pat).await.unwrap();
+        let app = app!(guard_with(
+            &fake.issuer,
+            store.clone(),
+            Duration::from_secs(10)
+        ));
+        let resp = call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(UmaChallenge::parse(&header(&resp, "www-authenticate").unwrap()).is_ok());
+        let saved = store.load(OWNER).await.unwrap().unwrap();
+        assert_ne!(saved.access_token.expose_secret(), token);
+        assert_ne!(saved.refresh_token.unwrap().expose_secret(), "rt-ok");
+        assert_eq!(Counters::get(&fake.counters.refresh), 1);
+        assert_eq!(Counters::get(&fake.counters.permission), 2);
+        fake.stop().await;
+    }
+
+    /// A permission request refused for the resource server's own mistake (a stale resource id
+    /// or scope) is a 500 with a generic body: neither the client nor the owner can fix it.
+    #[actix_web::test]
+    async fn a_refused_permission_request_gets_a_500() {
+        let fake = FakeAs::start().await;
+        for code in ["invalid_resource_id", "invalid_scope"] {
+            fake.with_state(|s| {
+                s.permission_failure = Some((
+                    400,
+                    json!({"error": code, "error_description": "secret detail"}),
+                ))
+            });
+            let store = Arc::new(MemoryPatStore::new());
+            store.save(&pat(&fake)).await.unwrap();
+            let app = app!(guard_with(
+                &fake.issuer,
+                store.clone(),
+                Duration::from_secs(10)
+            ));
+            let resp =
+                call_service(&app, TestRequest::get().uri("/photos/album-1").to_request()).await;
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{code}");
+            assert!(header(&resp, "warning").is_none());
+            assert!(header(&resp, "www-authenticate").is_none());
+            let body = read_body(resp).await;
+            assert!(!String::from_utf8_lossy(&body).contains(code), "{code}");
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "server_error");
+            assert!(
+                store.load(OWNER).await.unwrap().is_some(),
+                "the pat is kept"
+            );
+        }
+        let guard = guard_for(&fake.issuer, Some(pat(&fake))).await;
+        let req = TestRequest::get().uri("/x").to_http_request();
+        let e = guard
+            .authorize(&req, &Requirement::new(OWNER, "album-1", ["view"]))
+            .await
+            .unwrap_err();
+        let UmaResponseError::Internal(cause) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(cause.protocol_error(), Some("invalid_scope"));
+        assert!(std::error::Error::source(&e).is_some());
+        fake.stop().await;
+    }
+
+    /// The status mapping of every answer, in one place.
+    #[test]
+    fn answers_map_to_statuses() {
+        let challenge = || {
+            UmaChallenge::new(
+                None,
+                "https://as.example",
+                crate::secret::PermissionTicket::new("t"),
+            )
+        };
+        let cases = [
+            (
+                UmaResponseError::Unauthorized(challenge()),
+                401,
+                true,
+                false,
+            ),
+            (
+                UmaResponseError::InsufficientPermission(challenge()),
+                403,
+                true,
+                false,
+            ),
+            (
+                UmaResponseError::AuthorizationServerUnreachable,
+                403,
+                false,
+                true,
+            ),
+            (UmaResponseError::ProtectionUnavailable, 403, false, false),
+            (UmaResponseError::Internal(Error::Random), 500, false, false),
+            (UmaResponseError::InvalidRequest("x"), 400, false, false),
+        ];
+        for (e, status, has_challenge, warning) in cases {
+            let resp = e.error_response();
+            assert_eq!(resp.status().as_u16(), status, "{e}");
+            assert_eq!(e.challenge().is_some(), has_challenge, "{e}");
+            assert_eq!(
+                resp.headers().contains_key(WWW_AUTHENTICATE),
+                has_challenge,
+                "{e}"
+            );
+            assert_eq!(resp.headers().contains_key(WARNING), warning, "{e}");
+            assert_eq!(resp.headers().get(CACHE_CONTROL).unwrap(), "no-store");
+            let text = e.to_string();
+            assert!(text.starts_with(|c: char| c.is_lowercase()) && !text.ends_with('.'));
+        }
     }
 
     #[actix_web::test]

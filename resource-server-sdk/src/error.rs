@@ -132,13 +132,16 @@ impl Error {
         }
     }
 
-    /// Whether the failure says the authorization server is unreachable or failing (transport
-    /// error, timeout, 5xx), as opposed to a decision about this request.
+    /// Whether the failure says the authorization server is unreachable or failing, as opposed
+    /// to a decision about this request: a transport failure (refused connection, DNS, TLS,
+    /// connect or total timeout, a broken body — every [`Error::Http`]), a 5xx answer, a 429
+    /// (the server sheds load; Custodia rate-limits the protection API with `slow_down`), or
+    /// discovery or the JWKS failing (their documents could not be had or used).
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::Http(_) | Error::Discovery(_) | Error::Jwks(_) => true,
             Error::Protocol { status, .. } | Error::UnexpectedResponse { status, .. } => {
-                *status >= 500
+                *status >= 500 || *status == 429
             }
             _ => false,
         }
@@ -196,6 +199,33 @@ mod tests {
             }
             .is_unreachable()
         );
+        assert!(
+            Error::Protocol {
+                status: 429,
+                error: "slow_down".into(),
+                description: None
+            }
+            .is_unreachable()
+        );
+        for (status, code) in [(401, "invalid_token"), (403, "insufficient_scope")] {
+            assert!(
+                !Error::Protocol {
+                    status,
+                    error: code.into(),
+                    description: None
+                }
+                .is_unreachable(),
+                "{code}"
+            );
+        }
+        assert!(
+            !Error::UnexpectedResponse {
+                status: 201,
+                detail: "empty ticket".into()
+            }
+            .is_unreachable()
+        );
         assert!(!Error::NoPat("a".into()).is_unreachable());
+        assert!(!Error::ReauthorizationRequired("a".into()).is_unreachable());
     }
 }

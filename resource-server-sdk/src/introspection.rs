@@ -6,7 +6,7 @@
 //! Answers are cached for a short TTL (RFC 7662 §4, UMA-FED-39), never past the token's `exp`,
 //! keyed by the SHA-256 of the token so the cache holds no tokens, and bounded in size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -118,14 +118,44 @@ impl UmaClient {
 
 struct Entry {
     until: Instant,
+    /// Which insertion this is, to match it with its place in [`Entries::order`].
+    seq: u64,
     verdict: Result<Rpt, TokenError>,
 }
 
-/// Introspection verdicts by SHA-256 of the token.
+/// The cached verdicts and their insertion order. Every entry of `map` has exactly one item
+/// `(key, entry.seq)` in `order`; other items are left behind by replaced or removed entries
+/// and are skipped when met.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<[u8; 32], Entry>,
+    order: VecDeque<([u8; 32], u64)>,
+    next_seq: u64,
+}
+
+impl Entries {
+    fn is_current(&self, key: &[u8; 32], seq: u64) -> bool {
+        self.map.get(key).is_some_and(|e| e.seq == seq)
+    }
+
+    /// Remove the entry inserted first (with the constant TTL, the one that expires first, if
+    /// it has not already).
+    fn evict_oldest(&mut self) {
+        while let Some((key, seq)) = self.order.pop_front() {
+            if self.is_current(&key, seq) {
+                self.map.remove(&key);
+                return;
+            }
+        }
+    }
+}
+
+/// Introspection verdicts by SHA-256 of the token, at most `capacity` of them. When full, the
+/// oldest insertion goes: O(1) amortised per insertion, whatever the size.
 pub(crate) struct IntrospectionCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl IntrospectionCache {
@@ -133,7 +163,7 @@ impl IntrospectionCache {
         IntrospectionCache {
             ttl,
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -144,10 +174,11 @@ impl IntrospectionCache {
     /// A cached verdict that has not expired.
     pub fn get(&self, key: &[u8; 32]) -> Option<Result<Rpt, TokenError>> {
         let mut entries = self.entries.lock().ok()?;
-        match entries.get(key) {
+        match entries.map.get(key) {
             Some(e) if e.until > Instant::now() => Some(e.verdict.clone()),
             Some(_) => {
-                entries.remove(key);
+                // its item in `order` is skipped or compacted later
+                entries.map.remove(key);
                 None
             }
             None => None,
@@ -166,27 +197,39 @@ impl IntrospectionCache {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        let now = Instant::now();
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.until > now);
-            if entries.len() >= self.capacity
-                && let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k)
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
+        let entries = &mut *entries;
+        let seq = entries.next_seq;
+        entries.next_seq = seq.wrapping_add(1);
+        entries.map.insert(
             key,
             Entry {
-                until: now + ttl,
+                until: Instant::now() + ttl,
+                seq,
                 verdict,
             },
         );
+        entries.order.push_back((key, seq));
+        // The new entry is the last in `order`, so another current one comes first.
+        while entries.map.len() > self.capacity {
+            entries.evict_oldest();
+        }
+        // Items of replaced or expired entries pile up in `order` when the map is not full;
+        // drop them once they outnumber the entries. The next pass is at least `capacity`
+        // insertions away, so this is O(1) amortised too.
+        if entries.order.len() > self.capacity.saturating_mul(2) {
+            let Entries { map, order, .. } = entries;
+            order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
+        }
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+        self.entries.lock().map(|e| e.map.len()).unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    fn order_len(&self) -> usize {
+        self.entries.lock().map(|e| e.order.len()).unwrap_or(0)
     }
 }
 
@@ -252,6 +295,42 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert!(cache.get(&IntrospectionCache::key("t9")).is_some());
         assert!(cache.get(&IntrospectionCache::key("t0")).is_none());
+    }
+
+    #[test]
+    fn eviction_follows_the_last_insertion() {
+        let cache = IntrospectionCache::new(Duration::from_secs(60), 3);
+        let key = |t: &str| IntrospectionCache::key(t);
+        for t in ["a", "b", "c"] {
+            cache.put(key(t), Err(TokenError::Inactive), None);
+        }
+        // `a` cached again: `b` is now the oldest
+        cache.put(key("a"), Err(TokenError::Expired), None);
+        cache.put(key("d"), Err(TokenError::Inactive), None);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&key("b")).is_none());
+        assert_eq!(cache.get(&key("a")), Some(Err(TokenError::Expired)));
+        assert!(cache.get(&key("c")).is_some());
+        assert!(cache.get(&key("d")).is_some());
+    }
+
+    #[test]
+    fn the_insertion_order_stays_bounded() {
+        let cache = IntrospectionCache::new(Duration::from_secs(60), 4);
+        for i in 0..1000 {
+            // the same few tokens over and over, the map never full
+            let t = format!("t{}", i % 2);
+            cache.put(IntrospectionCache::key(&t), Err(TokenError::Inactive), None);
+            assert!(cache.order_len() <= 8, "{}", cache.order_len());
+        }
+        assert_eq!(cache.len(), 2);
+        for i in 0..1000 {
+            let t = format!("u{i}");
+            cache.put(IntrospectionCache::key(&t), Err(TokenError::Inactive), None);
+            assert!(cache.order_len() <= 8);
+            assert!(cache.len() <= 4);
+        }
+        assert!(cache.get(&IntrospectionCache::key("u999")).is_some());
     }
 
     #[test]

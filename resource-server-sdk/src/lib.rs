@@ -36,7 +36,7 @@ pub use error::{Error, TokenError};
 pub use introspection::IntrospectionResponse;
 pub use jwks::Algorithm;
 pub use jwt::Audience;
-pub use pat::{MemoryPatStore, Pat, PatStore, PendingAuthorization, UMA_PROTECTION};
+pub use pat::{MemoryPatStore, Pat, PatStore, PendingAuthorization, RefreshGuard, UMA_PROTECTION};
 pub use permission::Permission;
 pub use resources::{RegisteredResource, Resource, ResourceDescription};
 pub use rpt::{DEFAULT_LEEWAY, Rpt, RptPermission, RptVerifier, Verification};

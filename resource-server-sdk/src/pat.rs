@@ -6,7 +6,8 @@
 //! The resource server is a confidential client and authenticates with `client_secret_basic`
 //! (RFC 6749 §2.3.1). Refreshes for one owner are serialised: with rotating refresh tokens, two
 //! concurrent refreshes would present the same token twice and the authorization server would
-//! revoke the whole family.
+//! revoke the whole family. The SDK serialises them within one process; across processes that
+//! share a [`PatStore`], the store must do it with [`PatStore::lock_for_refresh`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -88,6 +89,18 @@ impl PendingAuthorization {
 
 /// Where PATs are kept, one per owner. Implement it over the resource server's database;
 /// [`MemoryPatStore`] is the in-process implementation.
+///
+/// # Several processes sharing one store
+///
+/// [`UmaClient::pat_for`] refreshes each owner's PAT once however many tasks ask at the same
+/// time, but only within one process (one [`UmaClient`] and its clones). Custodia rotates
+/// refresh tokens: when two resource server instances sharing this store refresh the same PAT
+/// at once, the second presents a refresh token that has just been used, the authorization
+/// server takes it for a replay and revokes the owner's tokens, and the owner has to connect
+/// the resource server again. A store shared by several processes must therefore serialise
+/// refreshes across them by implementing [`PatStore::lock_for_refresh`], for example with a
+/// database lock keyed by the owner (a PostgreSQL advisory lock held in a transaction, a
+/// `SELECT … FOR UPDATE` on the owner's row, a lease row with an expiry).
 pub trait PatStore: Send + Sync {
     /// The owner's PAT, if any.
     fn load<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Option<Pat>, Error>>;
@@ -95,6 +108,46 @@ pub trait PatStore: Send + Sync {
     fn save<'a>(&'a self, pat: &'a Pat) -> BoxFuture<'a, Result<(), Error>>;
     /// Forget the owner's PAT.
     fn remove<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Take a lock that serialises refreshes of `owner`'s PAT across processes. The SDK calls
+    /// it after its own per-process lock, then reads the PAT again (another process may have
+    /// refreshed it meanwhile), refreshes, saves the result and only then drops the guard.
+    /// Also taken when a PAT refused by the authorization server is renewed or removed.
+    ///
+    /// The default takes no lock, which is right for a store used by one process only. Hold
+    /// the lock for a bounded time (a lease, or a lock-wait timeout): a refresh lasts at most
+    /// the HTTP timeout.
+    fn lock_for_refresh<'a>(
+        &'a self,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<RefreshGuard, Error>> {
+        let _ = owner;
+        Box::pin(async { Ok(RefreshGuard::none()) })
+    }
+}
+
+/// A cross-process refresh lock from [`PatStore::lock_for_refresh`]: the lock is released when
+/// the guard, and with it the value it was built from, is dropped.
+pub struct RefreshGuard(Option<Box<dyn Send>>);
+
+impl RefreshGuard {
+    /// A guard whose drop releases the lock (for example a database transaction or connection
+    /// that holds it).
+    pub fn new(held: impl Send + 'static) -> Self {
+        RefreshGuard(Some(Box::new(held)))
+    }
+
+    /// A guard for no lock.
+    pub fn none() -> Self {
+        RefreshGuard(None)
+    }
+}
+
+impl std::fmt::Debug for RefreshGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RefreshGuard")
+            .field(&if self.0.is_some() { "held" } else { "none" })
+            .finish()
+    }
 }
 
 /// PATs in process memory.
@@ -131,6 +184,14 @@ impl PatStore for MemoryPatStore {
         self.with(|m| m.remove(owner));
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Whether two PATs hold the same access token (compared in constant time).
+fn same_token(a: &Pat, b: &Pat) -> bool {
+    ct_eq(
+        a.access_token.expose_secret().as_bytes(),
+        b.access_token.expose_secret().as_bytes(),
+    )
 }
 
 /// The token endpoint's answer (RFC 6749 §5.1). Holds tokens: no `Debug`.
@@ -231,9 +292,14 @@ impl UmaClient {
     }
 
     /// A usable PAT for `owner`: the stored one, or a refreshed one (saved to `store`) when it
-    /// expires within the refresh margin. Concurrent calls for one owner refresh once.
-    /// When the refresh token is refused, the stored PAT is removed and
-    /// [`Error::ReauthorizationRequired`] returned.
+    /// expires within the refresh margin. When the refresh token is refused, the stored PAT is
+    /// removed and [`Error::ReauthorizationRequired`] returned; with no PAT stored, the error is
+    /// [`Error::NoPat`].
+    ///
+    /// Concurrent calls for one owner refresh once, but only within this process (this client
+    /// and its clones). Refresh tokens rotate, so resource server instances sharing one store
+    /// must serialise their refreshes through [`PatStore::lock_for_refresh`], which this method
+    /// takes around the refresh (see [`PatStore`]).
     pub async fn pat_for(&self, store: &dyn PatStore, owner: &str) -> Result<Pat, Error> {
         let margin = self.config().refresh_margin.as_secs() as i64;
         let pat = store
@@ -246,7 +312,8 @@ impl UmaClient {
         let lock = self.owner_lock(owner);
         let result = async {
             let _refreshing = lock.lock().await;
-            // Another task may have refreshed while we waited.
+            let _shared = store.lock_for_refresh(owner).await?;
+            // Another task or process may have refreshed while we waited.
             let pat = store
                 .load(owner)
                 .await?
@@ -267,6 +334,68 @@ impl UmaClient {
                 // actually expires.
                 Err(_) if !pat.expires_within(self.now(), 0) => Ok(pat),
                 Err(e) => Err(e),
+            }
+        }
+        .await;
+        self.release_owner_lock(owner, lock);
+        result
+    }
+
+    /// The owner's PAT after the authorization server refused `refused` with a 401 (revoked, for
+    /// example because the owner disconnected this resource server, or expired before its
+    /// `exp` by the server's clock). If the stored PAT is another one, someone renewed it
+    /// already and it is returned. Otherwise it is refreshed once and saved; when it has no
+    /// refresh token or the refresh is refused, it is removed from the store and the error is
+    /// [`Error::ReauthorizationRequired`]. Other refresh failures (the server unreachable) are
+    /// returned and the PAT kept.
+    pub(crate) async fn renew_refused_pat(
+        &self,
+        store: &dyn PatStore,
+        refused: &Pat,
+    ) -> Result<Pat, Error> {
+        let owner = refused.owner.as_str();
+        let lock = self.owner_lock(owner);
+        let result = async {
+            let _refreshing = lock.lock().await;
+            let _shared = store.lock_for_refresh(owner).await?;
+            let pat = store
+                .load(owner)
+                .await?
+                .ok_or_else(|| Error::NoPat(owner.to_string()))?;
+            if !same_token(&pat, refused) {
+                return Ok(pat);
+            }
+            match self.refresh_pat(&pat).await {
+                Ok(fresh) => {
+                    store.save(&fresh).await?;
+                    Ok(fresh)
+                }
+                Err(Error::ReauthorizationRequired(o)) => {
+                    store.remove(owner).await?;
+                    Err(Error::ReauthorizationRequired(o))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        self.release_owner_lock(owner, lock);
+        result
+    }
+
+    /// Remove `refused` from the store, unless it has been replaced meanwhile.
+    pub(crate) async fn discard_refused_pat(
+        &self,
+        store: &dyn PatStore,
+        refused: &Pat,
+    ) -> Result<(), Error> {
+        let owner = refused.owner.as_str();
+        let lock = self.owner_lock(owner);
+        let result = async {
+            let _refreshing = lock.lock().await;
+            let _shared = store.lock_for_refresh(owner).await?;
+            match store.load(owner).await? {
+                Some(pat) if same_token(&pat, refused) => store.remove(owner).await,
+                _ => Ok(()),
             }
         }
         .await;
@@ -581,6 +710,101 @@ mod tests {
         assert!(fake.with_state(|s| s.refresh_tokens.contains_key(&rt)));
         assert_eq!(c.owner_lock_count(), 0, "owner locks are released");
         fake.stop().await;
+    }
+
+    /// A store shared by two processes, with a cross-process refresh lock.
+    struct SharedStore {
+        pats: MemoryPatStore,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        locked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl PatStore for SharedStore {
+        fn load<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Option<Pat>, Error>> {
+            self.pats.load(owner)
+        }
+        fn save<'a>(&'a self, pat: &'a Pat) -> BoxFuture<'a, Result<(), Error>> {
+            self.pats.save(pat)
+        }
+        fn remove<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+            self.pats.remove(owner)
+        }
+        fn lock_for_refresh<'a>(
+            &'a self,
+            _owner: &'a str,
+        ) -> BoxFuture<'a, Result<RefreshGuard, Error>> {
+            Box::pin(async move {
+                let guard = self.lock.clone().lock_owned().await;
+                self.locked
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(RefreshGuard::new(guard))
+            })
+        }
+    }
+
+    /// The per-owner single-flight is per process; two clients (two resource server instances)
+    /// sharing a store refresh once only through the store's lock.
+    #[actix_web::test]
+    async fn instances_sharing_a_store_refresh_once_through_its_lock() {
+        let fake = FakeAs::start().await;
+        let store = Arc::new(SharedStore {
+            pats: MemoryPatStore::new(),
+            lock: Arc::default(),
+            locked: Default::default(),
+        });
+        store
+            .save(&stored_pat(&fake, now() + 30, "rt-0"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            // a client each: no shared in-process lock
+            let c = client(&fake);
+            let store = store.clone();
+            tasks.push(actix_web::rt::spawn(async move {
+                c.pat_for(store.as_ref(), OWNER).await
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().expires_at > now() + 3000);
+        }
+        assert_eq!(Counters::get(&fake.counters.refresh), 1);
+        assert_eq!(
+            store.locked.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "each refreshing instance took the lock"
+        );
+        assert!(store.load(OWNER).await.unwrap().is_some());
+        fake.stop().await;
+    }
+
+    /// The futures can be spawned on a multi-threaded runtime, refresh lock held or not.
+    #[test]
+    fn pat_futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let c = UmaClient::new(ClientConfig::new(
+            "https://as.example",
+            CLIENT_ID,
+            ClientSecret::new(CLIENT_SECRET),
+            "https://rs.example/callback",
+        ))
+        .unwrap();
+        let store = MemoryPatStore::new();
+        let permission = crate::Permission::new("r", ["s"]);
+        send(c.pat_for(&store, OWNER));
+        send(c.request_permission_for(&store, OWNER, &permission));
+    }
+
+    #[test]
+    fn the_default_refresh_guard_holds_nothing() {
+        assert_eq!(
+            format!("{:?}", RefreshGuard::none()),
+            r#"RefreshGuard("none")"#
+        );
+        assert_eq!(
+            format!("{:?}", RefreshGuard::new(1)),
+            r#"RefreshGuard("held")"#
+        );
     }
 
     #[actix_web::test]

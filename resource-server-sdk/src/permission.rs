@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::UmaClient;
 use crate::error::Error;
 use crate::http;
-use crate::pat::Pat;
+use crate::pat::{Pat, PatStore};
 use crate::secret::PermissionTicket;
 
 /// One requested permission: a registered resource and the scopes wanted on it (possibly none,
@@ -56,6 +56,38 @@ impl UmaClient {
         self.post_permission(pat, &permissions).await
     }
 
+    /// Ask for a ticket for one permission on behalf of `owner`, with their PAT from `store`
+    /// (UMA-FED-41): [`UmaClient::pat_for`], then [`UmaClient::request_permission`].
+    ///
+    /// When the authorization server refuses the PAT (401, typically `invalid_token`: the owner
+    /// disconnected this resource server, or the PAT was revoked), the PAT is refreshed once
+    /// and the request retried. If it cannot be refreshed (no refresh token, or the refresh
+    /// token is refused too) or the new PAT is refused as well, the PAT is removed from the
+    /// store, so the owner's next connection starts clean, and the error is
+    /// [`Error::ReauthorizationRequired`]. Without a stored PAT the error is [`Error::NoPat`].
+    pub async fn request_permission_for(
+        &self,
+        store: &dyn PatStore,
+        owner: &str,
+        permission: &Permission,
+    ) -> Result<PermissionTicket, Error> {
+        let pat = self.pat_for(store, owner).await?;
+        let refused = match self.request_permission(&pat, permission).await {
+            Err(e) if is_pat_refused(&e) => e,
+            other => return other,
+        };
+        tracing::info!(owner, error = %refused, "the pat was refused, renewing it");
+        let pat = self.renew_refused_pat(store, &pat).await?;
+        match self.request_permission(&pat, permission).await {
+            Err(e) if is_pat_refused(&e) => {
+                tracing::info!(owner, error = %e, "the renewed pat was refused, removing it");
+                self.discard_refused_pat(store, &pat).await?;
+                Err(Error::ReauthorizationRequired(owner.to_string()))
+            }
+            other => other,
+        }
+    }
+
     async fn post_permission<B: Serialize + ?Sized>(
         &self,
         pat: &Pat,
@@ -80,13 +112,20 @@ impl UmaClient {
     }
 }
 
+/// Whether the authorization server refused the PAT itself (RFC 6750 §3.1: 401 for an invalid,
+/// expired or revoked token).
+fn is_pat_refused(e: &Error) -> bool {
+    e.status() == Some(401)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::config::ClientConfig;
-    use crate::secret::{AccessToken, ClientSecret};
-    use crate::test_support::{CLIENT_ID, CLIENT_SECRET, FakeAs, OWNER, now};
+    use crate::pat::MemoryPatStore;
+    use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+    use crate::test_support::{CLIENT_ID, CLIENT_SECRET, Counters, FakeAs, OWNER, now};
     use serde_json::json;
 
     fn pat(fake: &FakeAs) -> Pat {
@@ -135,6 +174,62 @@ mod tests {
         let e = c.request_permission(&pat, &one).await.unwrap_err();
         assert_eq!(e.protocol_error(), Some("invalid_resource_id"));
         assert!(!e.is_unreachable());
+        fake.stop().await;
+    }
+
+    /// UMA-FED-41 on behalf of an owner, and what a refused PAT (RFC 6750 §3.1) does to the
+    /// store: renewed once when the refresh token works, removed otherwise.
+    #[actix_web::test]
+    async fn a_refused_pat_is_renewed_once_or_removed() {
+        let fake = FakeAs::start().await;
+        let c = UmaClient::new(ClientConfig::new(
+            fake.issuer.clone(),
+            CLIENT_ID,
+            ClientSecret::new(CLIENT_SECRET),
+            "https://rs.example/cb",
+        ))
+        .unwrap();
+        let one = Permission::new("r1", ["view"]);
+        let store = MemoryPatStore::new();
+        let e = c
+            .request_permission_for(&store, OWNER, &one)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NoPat(_)), "{e}");
+
+        // revoked PAT, working refresh token: renewed, ticket issued
+        let mut revoked = pat(&fake);
+        revoked.refresh_token = Some(RefreshToken::new("rt-1"));
+        fake.with_state(|s| {
+            s.refresh_tokens.insert("rt-1".into(), OWNER.into());
+            s.revoked_pats
+                .insert(revoked.access_token.expose_secret().to_string());
+        });
+        store.save(&revoked).await.unwrap();
+        c.request_permission_for(&store, OWNER, &one).await.unwrap();
+        let renewed = store.load(OWNER).await.unwrap().unwrap();
+        assert_ne!(
+            renewed.access_token.expose_secret(),
+            revoked.access_token.expose_secret()
+        );
+        assert_eq!(Counters::get(&fake.counters.refresh), 1);
+        assert_eq!(Counters::get(&fake.counters.permission), 2);
+        assert_eq!(c.owner_lock_count(), 0, "owner locks are released");
+
+        // every PAT refused (the renewed one too): removed after one renewal
+        fake.with_state(|s| s.permission_failure = Some((401, json!({"error": "invalid_token"}))));
+        let e = c
+            .request_permission_for(&store, OWNER, &one)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::ReauthorizationRequired(ref o) if o == OWNER),
+            "{e}"
+        );
+        assert!(store.load(OWNER).await.unwrap().is_none());
+        assert_eq!(Counters::get(&fake.counters.refresh), 2);
+        assert_eq!(Counters::get(&fake.counters.permission), 4);
+
         fake.stop().await;
     }
 }

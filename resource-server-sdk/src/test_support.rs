@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -127,6 +127,9 @@ pub struct FakeState {
     pub last_permission_request: Option<Value>,
     /// Answer every permission request with this status and body instead of a ticket.
     pub permission_failure: Option<(u16, Value)>,
+    /// PATs (access tokens) the permission and introspection endpoints refuse with 401
+    /// `invalid_token`, as after the owner disconnected the resource server.
+    pub revoked_pats: HashSet<String>,
     pub next_id: usize,
     /// Last seen `Authorization` header at the token endpoint.
     pub last_token_auth: Option<String>,
@@ -249,6 +252,15 @@ fn bearer_ok(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7)
 }
 
+/// Whether the bearer token is one of the revoked PATs.
+fn revoked(st: &FakeState, req: &HttpRequest) -> bool {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| st.revoked_pats.contains(t))
+}
+
 fn unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized()
         .insert_header(("WWW-Authenticate", r#"Bearer error="invalid_token""#))
@@ -363,7 +375,7 @@ async fn introspect(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     s.counters.introspection.fetch_add(1, Ordering::SeqCst);
-    if !bearer_ok(&req) {
+    if !bearer_ok(&req) || revoked(&s.state.lock().unwrap(), &req) {
         return unauthorized();
     }
     let token = form.get("token").cloned().unwrap_or_default();
@@ -381,6 +393,9 @@ async fn permission(
         return unauthorized();
     }
     let mut st = s.state.lock().unwrap();
+    if revoked(&st, &req) {
+        return unauthorized();
+    }
     st.last_permission_request = Some(body.into_inner());
     if let Some((status, body)) = &st.permission_failure {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())

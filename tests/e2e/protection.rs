@@ -722,7 +722,14 @@ both!(owner_disconnects_resource_server, |srv| {
     let t = code_flow_tokens(&srv, &rs, "alice", PW, "uma_protection").await;
     let pat = t["access_token"].as_str().unwrap_or_default();
     let refresh = t["refresh_token"].as_str().unwrap_or_default();
-    create(&srv, pat, json!({"resource_scopes": ["read"]})).await;
+    let rid = create(&srv, pat, json!({"resource_scopes": ["read"]})).await;
+    let (_, v) = ticket(
+        &srv,
+        pat,
+        json!({"resource_id": rid, "resource_scopes": ["read"]}),
+    )
+    .await;
+    let outstanding = v["ticket"].as_str().unwrap_or_default().to_string();
 
     let browser = browser();
     let landing = open(&browser, &srv.url("/account")).await;
@@ -777,6 +784,13 @@ both!(owner_disconnects_resource_server, |srv| {
         (401, "invalid_token"),
         "the PAT stopped at once"
     );
+    assert!(
+        permission::peek(&srv.core, &outstanding, srv.core.now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "its outstanding tickets are gone"
+    );
     let (s, v) = token_request(
         &srv,
         &rs,
@@ -784,4 +798,184 @@ both!(owner_disconnects_resource_server, |srv| {
     )
     .await;
     assert_eq!((s, error_of(&v)), (400, "invalid_grant"), "{v}");
+});
+
+// UMA-FED-02 (expired PAT), and hostile ids never reach the database (no 500 on PostgreSQL).
+both!(expired_pat_and_hostile_ids, |srv| {
+    srv.add_user("alice", PW).await;
+    let rs = srv.rs_client("RS").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let id = create(&srv, &pat, json!({"resource_scopes": ["read"]})).await;
+    for path in ["%00", "a%00b", "%0A", &"x".repeat(300)] {
+        let url = format!("{}/{path}", rreg(&srv));
+        for m in [Method::GET, Method::DELETE] {
+            let (s, _, v) = bearer_json(m.clone(), &url, Some(&pat), None).await;
+            assert_eq!((s, error_of(&v)), (404, "not_found"), "{m} {path}");
+        }
+        let (s, _, v) = bearer_json(
+            Method::PUT,
+            &url,
+            Some(&pat),
+            Some(&json!({"resource_scopes": ["a"]})),
+        )
+        .await;
+        assert_eq!((s, error_of(&v)), (404, "not_found"), "PUT {path}");
+    }
+    for rid in ["\u{0}", "a\u{0}b", "\u{7f}", &"r".repeat(200)] {
+        let (s, v) = ticket(
+            &srv,
+            &pat,
+            json!({"resource_id": rid, "resource_scopes": []}),
+        )
+        .await;
+        assert_eq!((s, error_of(&v)), (400, "invalid_resource_id"), "{v}");
+    }
+    let (s, _, v) = bearer_json(
+        Method::POST,
+        &rreg(&srv),
+        Some(&pat),
+        Some(&json!({"resource_scopes": ["a\u{0}"], "name": "n\u{0}"})),
+    )
+    .await;
+    assert_eq!((s, error_of(&v)), (400, "invalid_request"), "{v}");
+    // An oversized body: 413, nothing stored.
+    let big = json!({"resource_scopes": ["a"], "description": "x".repeat(70_000)});
+    let (s, _, _) = bearer_json(Method::POST, &rreg(&srv), Some(&pat), Some(&big)).await;
+    assert_eq!(s, 413);
+    let (_, _, list) = bearer_json(Method::GET, &rreg(&srv), Some(&pat), None).await;
+    assert_eq!(list, json!([id]));
+
+    // The PAT expires with its access-token lifetime.
+    srv.core
+        .clock
+        .advance(srv.core.config.access_token_ttl as i64 + 1);
+    let (s, _, v) = bearer_json(Method::GET, &rreg(&srv), Some(&pat), None).await;
+    assert_eq!((s, error_of(&v)), (401, "invalid_token"), "{v}");
+    let (s, v) = ticket(
+        &srv,
+        &pat,
+        json!({"resource_id": id, "resource_scopes": []}),
+    )
+    .await;
+    assert_eq!((s, error_of(&v)), (401, "invalid_token"), "{v}");
+});
+
+// UMA-FED-04 through introspection: a PAT sees only its own partition's permissions, and a
+// client-credentials token never carries `uma_protection`, even when registered for it.
+both!(introspection_is_partitioned, |srv| {
+    srv.add_user("alice", PW).await;
+    srv.add_user("bob", PW).await;
+    let rs1 = srv.rs_client("RS one").await;
+    let rs2 = srv.rs_client("RS two").await;
+    let alice1 = srv.pat(&rs1, "alice", PW).await;
+    let bob1 = srv.pat(&rs1, "bob", PW).await;
+    let alice2 = srv.pat(&rs2, "alice", PW).await;
+    let a1 = create(&srv, &alice1, json!({"resource_scopes": ["read"]})).await;
+    let a2 = create(&srv, &alice2, json!({"resource_scopes": ["read"]})).await;
+    let app = srv.web_client().await;
+    let perm = |rid: &str| RptPermission {
+        resource_id: rid.to_string(),
+        resource_scopes: vec!["read".into()],
+        exp: None,
+    };
+    let both_rs = srv
+        .mint_rpt(
+            &app.id,
+            &[rs1.id.clone(), rs2.id.clone()],
+            &[perm(&a1), perm(&a2)],
+        )
+        .await;
+    let intro = |pat: String| {
+        let (srv, token) = (&srv, both_rs.clone());
+        async move {
+            http()
+                .post(srv.url("/introspect"))
+                .bearer_auth(pat)
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json::<Value>()
+                .await
+                .unwrap_or(Value::Null)
+        }
+    };
+    let v = intro(alice1.clone()).await;
+    assert_eq!(
+        v["permissions"],
+        json!([{"resource_id": a1, "resource_scopes": ["read"]}]),
+        "{v}"
+    );
+    let v = intro(alice2.clone()).await;
+    assert_eq!(
+        v["permissions"],
+        json!([{"resource_id": a2, "resource_scopes": ["read"]}]),
+        "{v}"
+    );
+    assert_eq!(
+        intro(bob1).await,
+        json!({"active": false}),
+        "another owner's PAT"
+    );
+
+    let cc = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Svc",
+            "grant_types": ["client_credentials"],
+            "scope": "api:read uma_protection",
+        }))
+        .await,
+    );
+    let (s, t) = token_request(&srv, &cc, &[("grant_type", "client_credentials")]).await;
+    assert_eq!((s, &t["scope"]), (200, &json!("api:read")), "{t}");
+    let (s, _, v) = bearer_json(Method::GET, &rreg(&srv), t["access_token"].as_str(), None).await;
+    assert_eq!((s, error_of(&v)), (403, "insufficient_scope"));
+});
+
+// Updating a resource drops the tickets asked for against its old description; a public client
+// cannot be a resource server.
+both!(update_drops_tickets_and_rs_must_be_confidential, |srv| {
+    srv.add_user("alice", PW).await;
+    let rs = srv.rs_client("RS").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let id = create(&srv, &pat, json!({"resource_scopes": ["read", "write"]})).await;
+    let (_, v) = ticket(
+        &srv,
+        &pat,
+        json!({"resource_id": id, "resource_scopes": ["write"]}),
+    )
+    .await;
+    let t = v["ticket"].as_str().unwrap_or_default().to_string();
+    let live = |t: String| {
+        let srv = &srv;
+        async move {
+            permission::peek(&srv.core, &t, srv.core.now())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_some()
+        }
+    };
+    assert!(live(t.clone()).await);
+    let (s, _, _) = bearer_json(
+        Method::PUT,
+        &format!("{}/{id}", rreg(&srv)),
+        Some(&pat),
+        Some(&json!({"resource_scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(!live(t).await, "the ticket for the removed scope is gone");
+
+    let meta: custodia_server::protocol::clients::ClientMetadata = serde_json::from_value(json!({
+        "redirect_uris": ["https://client.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "scope": "uma_protection",
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r =
+        custodia_server::protocol::clients::validate_metadata(meta, srv.core.config.profile, false);
+    assert_eq!(
+        r.err().map(|e| e.error),
+        Some(custodia_server::protocol::error::ErrorCode::InvalidClientMetadata)
+    );
 });

@@ -20,21 +20,28 @@ pub async fn uma_discovery(state: web::Data<AppState>) -> HttpResponse {
         .json(discovery::uma_metadata(&state.core))
 }
 
-/// The PAT of the request, or the response to send: a bare `Bearer` challenge when there is no
-/// token at all (RFC 6750 §3.1), `invalid_token`/`insufficient_scope` otherwise.
-async fn pat(req: &HttpRequest, state: &AppState) -> Result<Pat, HttpResponse> {
-    if req.query_string().contains("access_token=") {
+/// The bearer token of the request, or the response to send: a token in the URL is refused
+/// (RFC 6750 §2.3 is not supported), and no token at all gets a bare `Bearer` challenge with no
+/// error code (RFC 6750 §3.1).
+fn bearer_token(req: &HttpRequest) -> Result<&str, HttpResponse> {
+    let in_query = crate::protocol::params::Params::parse(req.query_string().as_bytes())
+        .map(|p| p.contains("access_token"))
+        .unwrap_or(true);
+    if in_query {
         return Err(error::oauth(&OAuthError::invalid_request(
             "access tokens in the URL are refused; use the `Authorization: Bearer` header",
         )));
     }
-    let Some(token) = bearer(req) else {
-        return Err(HttpResponse::Unauthorized()
+    bearer(req).ok_or_else(|| {
+        HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
-            .json(OAuthError::invalid_token(
-                "the protection API needs a PAT in the `Authorization: Bearer` header",
-            )));
-    };
+            .finish()
+    })
+}
+
+/// The PAT of the request, or the response to send (`invalid_token`, `insufficient_scope`).
+async fn pat(req: &HttpRequest, state: &AppState) -> Result<Pat, HttpResponse> {
+    let token = bearer_token(req)?;
     protection::authenticate(&state.core, token, state.core.now())
         .await
         .map_err(|e| error::oauth(&e))
@@ -143,15 +150,22 @@ pub async fn permission(
     if req.method() != actix_web::http::Method::POST {
         return method_not_allowed(&req, "POST");
     }
-    let pat = match pat(&req, &state).await {
-        Ok(p) => p,
+    let token = match bearer_token(&req) {
+        Ok(t) => t,
         Err(r) => return r,
     };
-    let body = match json_body(&req, payload, &state).await {
-        Ok(b) => b,
-        Err(r) => return r,
+    let body = if content_type_is(&req, "application/json") {
+        match read_body(&req, payload, state.core.config.max_body_bytes).await {
+            Ok(b) => Ok(b),
+            Err(r) => return r,
+        }
+    } else {
+        Err(OAuthError::invalid_request(
+            "the body must be `application/json`",
+        ))
     };
-    match permission::request(&state.core, &pat, &body, state.core.now()).await {
+    let body = body.as_ref().map(|b| &b[..]).map_err(Clone::clone);
+    match permission::request(&state.core, token, body, state.core.now()).await {
         Ok(ticket) => no_store_json(
             StatusCode::CREATED,
             &serde_json::json!({ "ticket": ticket.expose_secret() }),
@@ -166,7 +180,7 @@ pub async fn permission(
 pub async fn policy_page(_path: web::Path<String>) -> HttpResponse {
     super::pages::error_page(
         "Sharing settings",
-        "Sign in to Custodia to decide who may use this resource. The sharing settings page is not available yet in this version; owners set policies through the owner API.",
+        "This is where you will decide who may use this resource. The sharing settings page is not available yet in this version of Custodia.",
         None,
         StatusCode::OK,
     )

@@ -48,7 +48,11 @@ pub async fn disconnect(core: &Core, user_id: &str, client_id: &str) -> Result<(
     let (uid, cid) = (user_id.to_string(), client_id.to_string());
     let withdrawn = core
         .store
-        .run(move |c| grants::withdraw(c, &uid, &cid))
+        .run(move |c| {
+            let w = grants::withdraw(c, &uid, &cid)?;
+            crate::store::uma::delete_partition_tickets(c, &cid, &uid)?;
+            Ok(w)
+        })
         .await?;
     if !withdrawn {
         return Err(OAuthError::invalid_request(

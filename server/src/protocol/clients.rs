@@ -354,6 +354,12 @@ pub fn validate_metadata(
     if scopes.len() > MAX_SCOPES {
         return Err(OAuthError::metadata(format!("at most {MAX_SCOPES} scopes")));
     }
+    // A resource server holds PATs and introspects with them: it must be able to keep a secret.
+    if auth_method == "none" && scopes.iter().any(|s| s == "uma_protection") {
+        return Err(OAuthError::metadata(
+            "`uma_protection` is for confidential clients (resource servers); choose a client authentication method",
+        ));
+    }
     m.scope = Some(scope::join(&scopes));
     m.token_endpoint_auth_method = Some(auth_method);
     m.grant_types = Some(grant_types);

@@ -26,6 +26,23 @@ pub struct ActiveAccessToken {
     pub scope: String,
 }
 
+/// The claims and `jti` of one of our unexpired JWT access tokens, by signature alone (the record
+/// still has to be checked).
+pub fn verified_claims(core: &Core, token: &str, now: i64) -> Option<(Map<String, Value>, String)> {
+    let (claims, typ) = core.keys.verify(token).ok()?;
+    if typ.as_deref() != Some("at+jwt")
+        || claims.get("iss").and_then(Value::as_str) != Some(core.issuer())
+    {
+        return None;
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp <= now {
+        return None;
+    }
+    let jti = claims.get("jti").and_then(Value::as_str)?.to_string();
+    Some((claims, jti))
+}
+
 /// Verify one of our JWT access tokens and check its record: the shared check behind
 /// introspection and userinfo.
 pub async fn active_access_token(
@@ -33,23 +50,7 @@ pub async fn active_access_token(
     token: &str,
     now: i64,
 ) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    let Ok((claims, typ)) = core.keys.verify(token) else {
-        return Ok(None);
-    };
-    if typ.as_deref() != Some("at+jwt")
-        || claims.get("iss").and_then(Value::as_str) != Some(core.issuer())
-    {
-        return Ok(None);
-    }
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp <= now {
-        return Ok(None);
-    }
-    let Some(jti) = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
+    let Some((claims, jti)) = verified_claims(core, token, now) else {
         return Ok(None);
     };
     let row = core
@@ -69,6 +70,34 @@ pub async fn active_access_token(
         })),
         _ => Ok(None),
     }
+}
+
+/// The permissions of an RPT that name resources still registered in the PAT's partition
+/// (UMA-FED-36: registered resources; UMA-FED-04: nothing of another partition).
+async fn own_permissions(
+    core: &Core,
+    pat: &super::protection::Pat,
+    permissions: &Value,
+) -> Result<Value, OAuthError> {
+    let list = permissions.as_array().cloned().unwrap_or_default();
+    let ids: Vec<String> = list
+        .iter()
+        .filter_map(|p| p.get("resource_id").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let (rs, owner) = (pat.rs_client_id.clone(), pat.owner_id.clone());
+    let rows = core
+        .store
+        .run(move |c| crate::store::uma::resources_by_ids(c, &rs, &owner, &ids))
+        .await?;
+    Ok(Value::Array(
+        list.into_iter()
+            .filter(|p| {
+                let id = p.get("resource_id").and_then(Value::as_str);
+                rows.iter().any(|r| Some(r.id.as_str()) == id)
+            })
+            .collect(),
+    ))
 }
 
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
@@ -94,11 +123,11 @@ pub async fn introspect(
     authorization: Option<&str>,
     now: i64,
 ) -> Result<Value, OAuthError> {
-    let caller_id = match authorization.and_then(bearer_of) {
+    // A PAT caller sees only the permissions of its own partition (UMA-FED-04).
+    let (caller_id, partition) = match authorization.and_then(bearer_of) {
         Some(pat) => {
-            super::protection::authenticate(core, pat, now)
-                .await?
-                .rs_client_id
+            let pat = super::protection::authenticate(core, pat, now).await?;
+            (pat.rs_client_id.clone(), Some(pat))
         }
         None => {
             let presented = Presented {
@@ -112,7 +141,7 @@ pub async fn introspect(
                     "public clients cannot introspect tokens",
                 ));
             }
-            caller.client.id
+            (caller.client.id, None)
         }
     };
     let token = params.require("token")?;
@@ -125,7 +154,14 @@ pub async fn introspect(
                 out.insert("active".into(), json!(true));
                 let rpt = t.claims.contains_key("permissions");
                 if let Some(p) = t.claims.get("permissions") {
-                    out.insert("permissions".into(), p.clone());
+                    let p = match &partition {
+                        Some(pat) => own_permissions(core, pat, p).await?,
+                        None => p.clone(),
+                    };
+                    if p.as_array().is_none_or(Vec::is_empty) {
+                        return Ok(inactive);
+                    }
+                    out.insert("permissions".into(), p);
                 }
                 for k in [
                     "scope",

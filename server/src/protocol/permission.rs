@@ -12,10 +12,9 @@ use serde_json::Value;
 
 use super::Core;
 use super::error::{ErrorCode, OAuthError};
-use super::protection::Pat;
 use super::scope;
 use crate::secrets::{Secret, SecretKind};
-use crate::store::uma::{self, NewTicket, TicketResourceRow, TicketRow};
+use crate::store::uma::{self, NewTicket, ResourceRow, TicketResourceRow, TicketRow};
 
 /// At most this many permission objects per request.
 pub const MAX_PERMISSIONS: usize = 64;
@@ -58,7 +57,13 @@ pub fn parse_request(body: &[u8]) -> Result<Vec<RequestedPermission>, OAuthError
             ));
         };
         let rid = match o.get("resource_id") {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() => {
+                if !super::resources::plausible_id(s) {
+                    // No registered resource has such an id: say so without asking the store.
+                    return Err(invalid_resource(s));
+                }
+                s.clone()
+            }
             Some(_) => {
                 return Err(OAuthError::invalid_request(
                     "`resource_id` must be a non-empty string",
@@ -136,13 +141,21 @@ fn invalid_resource(id: &str) -> OAuthError {
 }
 
 /// Check the permissions against the partition's resources.
-async fn check(core: &Core, pat: &Pat, perms: &[RequestedPermission]) -> Result<(), OAuthError> {
+async fn check(
+    core: &Core,
+    pat: &super::protection::Pat,
+    perms: &[RequestedPermission],
+) -> Result<(), OAuthError> {
     let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
     let (rs, owner) = (pat.rs_client_id.clone(), pat.owner_id.clone());
     let rows = core
         .store
         .run(move |c| uma::resources_by_ids(c, &rs, &owner, &ids))
         .await?;
+    check_rows(perms, &rows)
+}
+
+fn check_rows(perms: &[RequestedPermission], rows: &[ResourceRow]) -> Result<(), OAuthError> {
     for p in perms {
         let Some(row) = rows.iter().find(|r| r.id == p.resource_id) else {
             return Err(invalid_resource(&p.resource_id));
@@ -162,10 +175,30 @@ async fn check(core: &Core, pat: &Pat, perms: &[RequestedPermission]) -> Result<
     Ok(())
 }
 
-/// §4.2: the ticket for the requested permissions.
-pub async fn request(core: &Core, pat: &Pat, body: &[u8], now: i64) -> Result<Secret, OAuthError> {
-    let perms = parse_request(body)?;
-    check(core, pat, &perms).await?;
+/// §4.2: authenticate the PAT (`bearer`), then the ticket for the requested permissions. The PAT's
+/// record check and the resource lookup share one database round trip. Authentication failures
+/// come first (UMA-FED-32); `body` is the request body, or the error of an unusable one.
+pub async fn request(
+    core: &Core,
+    bearer: &str,
+    body: Result<&[u8], OAuthError>,
+    now: i64,
+) -> Result<Secret, OAuthError> {
+    let parsed = body.and_then(parse_request);
+    let ids: Vec<String> = match &parsed {
+        Ok(perms) => perms.iter().map(|p| p.resource_id.clone()).collect(),
+        Err(_) => vec![],
+    };
+    let (pat, rows) = super::protection::authenticate_with(core, bearer, now, move |c, pat| {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        uma::resources_by_ids(c, &pat.rs_client_id, &pat.owner_id, &ids)
+    })
+    .await?;
+    let perms = parsed?;
+    check_rows(&perms, &rows)?;
+    let pat = &pat;
     let ticket = Secret::generate(SecretKind::PermissionTicket);
     let hash = ticket.hash();
     let permissions = serde_json::to_string(&perms).map_err(OAuthError::internal)?;
@@ -193,6 +226,7 @@ pub async fn request(core: &Core, pat: &Pat, body: &[u8], now: i64) -> Result<Se
         check(core, pat, &perms).await?;
         return Err(OAuthError::internal(e));
     }
+    tracing::info!(target: "audit", event = "ticket_issued", rs = %pat.rs_client_id, owner = %pat.owner_id, permissions = perms.len());
     Ok(ticket)
 }
 

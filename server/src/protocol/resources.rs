@@ -120,10 +120,9 @@ pub fn parse_description(body: &[u8]) -> Result<Description, OAuthError> {
     }
     let icon_uri = text(&obj, "icon_uri", MAX_ICON_URI, false)?;
     if let Some(u) = &icon_uri {
-        let ok = url::Url::parse(u).ok().is_some_and(|url| {
-            url.scheme() == "https"
-                || (url.scheme() == "http" && custodia_profiles::is_loopback_url(&url))
-        });
+        let ok = url::Url::parse(u)
+            .ok()
+            .is_some_and(|url| url.scheme() == "https" && url.host_str().is_some());
         if !ok {
             return Err(OAuthError::invalid_request(
                 "`icon_uri` must be an absolute https URL",
@@ -169,6 +168,12 @@ pub fn parse_description(body: &[u8]) -> Result<Description, OAuthError> {
         resource_type: text(&obj, "type", MAX_TYPE, false)?,
         tagged,
     })
+}
+
+/// Whether a string could be one of our resource ids (UUIDs): anything else is answered
+/// without a store call, so hostile bytes (NUL, control characters) never reach a query.
+pub fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The policy page of a resource (UMA-FED-20).
@@ -271,6 +276,9 @@ pub async fn create(
 
 /// §3.2.2.
 pub async fn read(core: &Core, pat: &Pat, id: &str) -> Result<Value, OAuthError> {
+    if !plausible_id(id) {
+        return Err(not_found(id));
+    }
     let (rs, owner, rid) = (
         pat.rs_client_id.clone(),
         pat.owner_id.clone(),
@@ -294,6 +302,9 @@ pub async fn update(
     body: &[u8],
     now: i64,
 ) -> Result<Value, OAuthError> {
+    if !plausible_id(id) {
+        return Err(not_found(id));
+    }
     let d = parse_description(body)?;
     let row = row_of(pat, id.to_string(), d, now);
     if !core
@@ -309,6 +320,9 @@ pub async fn update(
 
 /// §3.2.4: deregistration ends protection and kills the resource's outstanding tickets.
 pub async fn delete(core: &Core, pat: &Pat, id: &str) -> Result<(), OAuthError> {
+    if !plausible_id(id) {
+        return Err(not_found(id));
+    }
     let (rs, owner, rid) = (
         pat.rs_client_id.clone(),
         pat.owner_id.clone(),

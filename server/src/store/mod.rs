@@ -35,7 +35,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations
 /// `wal_autocheckpoint = 0`: no commit checkpoints inline (that would put a checkpoint's page
 /// copying and fsync into some request's latency); the store's checkpoint thread does it instead.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
+     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864; \
+     PRAGMA cache_size = -16384;";
 
 /// How often the SQLite checkpoint thread runs a passive checkpoint.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);

@@ -11,6 +11,16 @@ use super::schema::{resources, ticket_resources, tickets};
 use super::{DbConn, StoreError, conflict_or};
 use crate::{with_conn, with_tx};
 
+/// Delete every outstanding ticket that names a resource (on a connection inside a transaction).
+macro_rules! delete_tickets_naming {
+    ($c:ident, $id:expr) => {{
+        let naming = ticket_resources::table
+            .filter(ticket_resources::resource_id.eq($id))
+            .select(ticket_resources::ticket_hash);
+        diesel::delete(tickets::table.filter(tickets::ticket_hash.eq_any(naming))).execute($c)
+    }};
+}
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = resources)]
 #[diesel(treat_none_as_null = true)]
@@ -113,19 +123,11 @@ pub fn list_resources(conn: &mut DbConn, rs: &str, owner: &str) -> Result<Vec<St
         .load::<String>(c))?)
 }
 
-/// Every resource an owner has, across resource servers (the owner's own views).
-pub fn owner_resources(conn: &mut DbConn, owner: &str) -> Result<Vec<ResourceRow>, StoreError> {
-    Ok(with_conn!(conn, c => resources::table
-        .filter(resources::owner_id.eq(owner))
-        .order((resources::created_at.asc(), resources::id.asc()))
-        .select(ResourceRow::as_select())
-        .load(c))?)
-}
-
-/// Replace a resource's description (full replacement, §3.2.3). Returns whether it existed in the
-/// partition.
+/// Replace a resource's description (full replacement, §3.2.3) and, in the same transaction,
+/// drop the outstanding tickets that name it (they were asked for against the old description).
+/// Returns whether it existed in the partition.
 pub fn update_resource(conn: &mut DbConn, row: &ResourceRow) -> Result<bool, StoreError> {
-    let n = with_conn!(conn, c => diesel::update(
+    let n = with_tx!(conn, c => diesel::update(
         resources::table
             .filter(resources::id.eq(&row.id))
             .filter(resources::rs_client_id.eq(&row.rs_client_id))
@@ -140,35 +142,71 @@ pub fn update_resource(conn: &mut DbConn, row: &ResourceRow) -> Result<bool, Sto
         resources::extras.eq(&row.extras),
         resources::updated_at.eq(row.updated_at),
     ))
-    .execute(c))?;
+    .execute(c)
+    .and_then(|n| {
+        if n == 1 {
+            delete_tickets_naming!(c, &row.id)?;
+        }
+        Ok(n)
+    }))?;
     Ok(n == 1)
 }
 
 /// Delete a resource of a partition and, in the same transaction, every outstanding ticket that
 /// names it. Returns whether it existed.
+///
+/// The resource row is locked first (PostgreSQL `FOR UPDATE`; SQLite transactions take the write
+/// lock up front): a ticket insert that committed before the lock is seen and deleted, and one
+/// that comes after it fails its foreign key once the resource is gone. No ticket outlives its
+/// resource.
 pub fn delete_resource(
     conn: &mut DbConn,
     rs: &str,
     owner: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
-    let n = with_tx!(conn, c => {
-        let exists = resources::table
-            .filter(resources::id.eq(id))
-            .filter(resources::rs_client_id.eq(rs))
-            .filter(resources::owner_id.eq(owner))
-            .count()
-            .get_result::<i64>(c)?;
-        if exists == 0 {
-            return Ok::<usize, diesel::result::Error>(0);
-        }
-        let naming = ticket_resources::table
-            .filter(ticket_resources::resource_id.eq(id))
-            .select(ticket_resources::ticket_hash);
-        diesel::delete(tickets::table.filter(tickets::ticket_hash.eq_any(naming))).execute(c)?;
-        diesel::delete(resources::table.filter(resources::id.eq(id))).execute(c)
-    })?;
+    let in_partition = resources::table
+        .filter(resources::id.eq(id))
+        .filter(resources::rs_client_id.eq(rs))
+        .filter(resources::owner_id.eq(owner))
+        .select(resources::id);
+    let n = match conn {
+        DbConn::Sqlite(conn) => conn.immediate_transaction(|c| {
+            if in_partition.first::<String>(c).optional()?.is_none() {
+                return Ok::<usize, diesel::result::Error>(0);
+            }
+            delete_tickets_naming!(c, id)?;
+            diesel::delete(resources::table.filter(resources::id.eq(id))).execute(c)
+        }),
+        DbConn::Pg(conn) => conn.transaction(|c| {
+            if in_partition
+                .for_update()
+                .first::<String>(c)
+                .optional()?
+                .is_none()
+            {
+                return Ok::<usize, diesel::result::Error>(0);
+            }
+            delete_tickets_naming!(c, id)?;
+            diesel::delete(resources::table.filter(resources::id.eq(id))).execute(c)
+        }),
+    }?;
     Ok(n == 1)
+}
+
+/// Delete every outstanding ticket of a partition (the owner withdrew the resource server).
+pub fn delete_partition_tickets(
+    conn: &mut DbConn,
+    rs: &str,
+    owner: &str,
+) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::delete(
+        tickets::table
+            .filter(tickets::rs_client_id.eq(rs))
+            .filter(tickets::owner_id.eq(owner)),
+    )
+    .execute(c))?;
+    Ok(())
 }
 
 /// Insert tickets (with their resource rows) in one transaction: the group-commit path.
@@ -198,8 +236,8 @@ pub fn ticket(conn: &mut DbConn, hash: &str) -> Result<Option<TicketRow>, StoreE
         .optional())?)
 }
 
-/// Forget tickets that expired more than an hour ago.
+/// Forget expired tickets (an expired ticket and an unknown one get the same answer).
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::delete(tickets::table.filter(tickets::expires_at.lt(now - 3600))).execute(c))?;
+    with_conn!(conn, c => diesel::delete(tickets::table.filter(tickets::expires_at.le(now))).execute(c))?;
     Ok(())
 }
