@@ -20,28 +20,41 @@ pub async fn uma_discovery(state: web::Data<AppState>) -> HttpResponse {
         .json(discovery::uma_metadata(&state.core))
 }
 
-/// The bearer token of the request, or the response to send: a token in the URL is refused
-/// (RFC 6750 §2.3 is not supported), and no token at all gets a bare `Bearer` challenge with no
-/// error code (RFC 6750 §3.1).
-fn bearer_token(req: &HttpRequest) -> Result<&str, HttpResponse> {
+/// Why a request carries no usable bearer token.
+enum NoBearer {
+    /// A token in the URL: refused (RFC 6750 §2.3 is not supported).
+    InQuery,
+    /// No token at all: a bare `Bearer` challenge with no error code (RFC 6750 §3.1).
+    Missing,
+}
+
+impl NoBearer {
+    fn response(self) -> HttpResponse {
+        match self {
+            NoBearer::InQuery => error::oauth(&OAuthError::invalid_request(
+                "access tokens in the URL are refused; use the `Authorization: Bearer` header",
+            )),
+            NoBearer::Missing => HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
+                .finish(),
+        }
+    }
+}
+
+/// The bearer token of the request.
+fn bearer_token(req: &HttpRequest) -> Result<&str, NoBearer> {
     let in_query = crate::protocol::params::Params::parse(req.query_string().as_bytes())
         .map(|p| p.contains("access_token"))
         .unwrap_or(true);
     if in_query {
-        return Err(error::oauth(&OAuthError::invalid_request(
-            "access tokens in the URL are refused; use the `Authorization: Bearer` header",
-        )));
+        return Err(NoBearer::InQuery);
     }
-    bearer(req).ok_or_else(|| {
-        HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
-            .finish()
-    })
+    bearer(req).ok_or(NoBearer::Missing)
 }
 
 /// The PAT of the request, or the response to send (`invalid_token`, `insufficient_scope`).
 async fn pat(req: &HttpRequest, state: &AppState) -> Result<Pat, HttpResponse> {
-    let token = bearer_token(req)?;
+    let token = bearer_token(req).map_err(NoBearer::response)?;
     protection::authenticate(&state.core, token, state.core.now())
         .await
         .map_err(|e| error::oauth(&e))
@@ -152,7 +165,7 @@ pub async fn permission(
     }
     let token = match bearer_token(&req) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(no) => return no.response(),
     };
     let body = if content_type_is(&req, "application/json") {
         match read_body(&req, payload, state.core.config.max_body_bytes).await {
