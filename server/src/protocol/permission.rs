@@ -202,9 +202,14 @@ pub async fn request(
     let ticket = Secret::generate(SecretKind::PermissionTicket);
     let hash = ticket.hash();
     let permissions = serde_json::to_string(&perms).map_err(OAuthError::internal)?;
+    let first = perms
+        .first()
+        .map(|p| p.resource_id.clone())
+        .ok_or_else(|| OAuthError::invalid_request("no permission requested"))?;
     let new = NewTicket {
-        resources: perms
+        more_resources: perms
             .iter()
+            .skip(1)
             .map(|p| TicketResourceRow {
                 ticket_hash: hash.clone(),
                 resource_id: p.resource_id.clone(),
@@ -214,6 +219,7 @@ pub async fn request(
             ticket_hash: hash,
             owner_id: pat.owner_id.clone(),
             rs_client_id: pat.rs_client_id.clone(),
+            resource_id: first,
             permissions,
             expires_at: now + core.config.ticket_ttl as i64,
             used: false,

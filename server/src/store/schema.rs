@@ -136,6 +136,7 @@ diesel::table! {
         ticket_hash -> Text,
         owner_id -> Text,
         rs_client_id -> Text,
+        resource_id -> Text,
         permissions -> Text,
         expires_at -> BigInt,
         used -> Bool,

@@ -2,8 +2,10 @@
 //! (§4). Every query names the partition — the (resource server, owner) pair a PAT binds — so no
 //! caller can read or change another partition's rows by guessing an id.
 //!
-//! Tickets are stored only as SHA-256 hashes; their `ticket_resources` rows let deleting a resource
-//! delete its outstanding tickets in the same transaction.
+//! Tickets are stored only as SHA-256 hashes. A ticket's first resource is a foreign key with
+//! `ON DELETE CASCADE`; further resources of a multi-resource ticket are `ticket_resources` rows.
+//! Either way, deleting (or changing) a resource deletes its outstanding tickets in the same
+//! transaction.
 
 use diesel::prelude::*;
 
@@ -17,7 +19,8 @@ macro_rules! delete_tickets_naming {
         let naming = ticket_resources::table
             .filter(ticket_resources::resource_id.eq($id))
             .select(ticket_resources::ticket_hash);
-        diesel::delete(tickets::table.filter(tickets::ticket_hash.eq_any(naming))).execute($c)
+        diesel::delete(tickets::table.filter(tickets::ticket_hash.eq_any(naming))).execute($c)?;
+        diesel::delete(tickets::table.filter(tickets::resource_id.eq($id))).execute($c)
     }};
 }
 
@@ -46,6 +49,8 @@ pub struct TicketRow {
     pub ticket_hash: String,
     pub owner_id: String,
     pub rs_client_id: String,
+    /// The first resource the ticket names (a foreign key: its deletion deletes the ticket).
+    pub resource_id: String,
     /// JSON array of `{resource_id, resource_scopes}`.
     pub permissions: String,
     pub expires_at: i64,
@@ -60,11 +65,11 @@ pub struct TicketResourceRow {
     pub resource_id: String,
 }
 
-/// A ticket and the resources it names, inserted together.
+/// A ticket and the further resources it names (beyond `row.resource_id`), inserted together.
 #[derive(Clone, Debug)]
 pub struct NewTicket {
     pub row: TicketRow,
-    pub resources: Vec<TicketResourceRow>,
+    pub more_resources: Vec<TicketResourceRow>,
 }
 
 /// The number of resources a resource server has registered for an owner.
@@ -194,25 +199,27 @@ pub fn delete_resource(
     Ok(n == 1)
 }
 
-/// Delete every outstanding ticket of a partition (the owner withdrew the resource server).
+/// Delete every outstanding ticket of a partition (the owner withdrew the resource server). A
+/// ticket's first resource is in its partition, so the resource index finds them all.
 pub fn delete_partition_tickets(
     conn: &mut DbConn,
     rs: &str,
     owner: &str,
 ) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::delete(
-        tickets::table
-            .filter(tickets::rs_client_id.eq(rs))
-            .filter(tickets::owner_id.eq(owner)),
-    )
-    .execute(c))?;
+    with_conn!(conn, c => {
+        let partition = resources::table
+            .filter(resources::rs_client_id.eq(rs))
+            .filter(resources::owner_id.eq(owner))
+            .select(resources::id);
+        diesel::delete(tickets::table.filter(tickets::resource_id.eq_any(partition))).execute(c)
+    })?;
     Ok(())
 }
 
 /// Insert tickets (with their resource rows) in one transaction: the group-commit path.
 pub fn insert_tickets(conn: &mut DbConn, batch: &[NewTicket]) -> Result<(), StoreError> {
     let rows: Vec<&TicketRow> = batch.iter().map(|t| &t.row).collect();
-    let links: Vec<&TicketResourceRow> = batch.iter().flat_map(|t| &t.resources).collect();
+    let links: Vec<&TicketResourceRow> = batch.iter().flat_map(|t| &t.more_resources).collect();
     with_tx!(conn, c => {
         for chunk in rows.chunks(200) {
             let owned: Vec<TicketRow> = chunk.iter().map(|r| (*r).clone()).collect();
