@@ -415,8 +415,9 @@ fn wrong_key_encryption_key_is_a_clear_error() {
 }
 
 /// "Never log a token": with every log level on (`trace`, JSON), a full code flow, client
-/// credentials, introspection, revocation and a failed login leave no password, secret, code or
-/// token in the server's output.
+/// credentials, introspection, revocation, a failed login and UMA protection calls (a PAT, a
+/// ticket, introspection with the PAT) leave no password, secret, code, ticket or token in the
+/// server's output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_secrets() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -462,7 +463,7 @@ async fn logs_never_contain_secrets() {
             "--grant-type",
             "client_credentials",
             "--scope",
-            "openid profile api:read",
+            "openid profile api:read uma_protection",
         ],
         None,
     );
@@ -508,7 +509,7 @@ async fn logs_never_contain_secrets() {
     let (verifier, challenge) = pkce();
     let b = browser();
     let url = format!(
-        "{base}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Fclient.example%2Fcb&scope=openid%20profile&state=st&code_challenge={challenge}&code_challenge_method=S256"
+        "{base}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Fclient.example%2Fcb&scope=openid%20profile%20uma_protection&state=st&code_challenge={challenge}&code_challenge_method=S256"
     );
     let page = b
         .get(&url)
@@ -595,6 +596,45 @@ async fn logs_never_contain_secrets() {
                 .to_string(),
         );
     }
+    // The access token is a PAT: protection calls, a ticket, introspection with the PAT.
+    let pat = t["access_token"].as_str().unwrap_or_default().to_string();
+    let r: Value = http()
+        .post(format!("{base}/uma/resources"))
+        .bearer_auth(&pat)
+        .json(&serde_json::json!({"resource_scopes": ["read"], "name": "labs"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let rid = r["_id"].as_str().unwrap_or_default().to_string();
+    let tk: Value = http()
+        .post(format!("{base}/uma/permission"))
+        .bearer_auth(&pat)
+        .json(&serde_json::json!({"resource_id": rid, "resource_scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    leaked.push(
+        tk["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ticket: {tk}"))
+            .to_string(),
+    );
+    let _ = http()
+        .post(format!("{base}/introspect"))
+        .bearer_auth(&pat)
+        .form(&[("token", pat.as_str())])
+        .send()
+        .await;
+    let _ = http()
+        .get(format!("{base}/uma/resources?access_token={pat}"))
+        .send()
+        .await;
     let _ = http()
         .post(format!("{base}/token"))
         .basic_auth(&id, Some(&secret))
