@@ -380,6 +380,37 @@ both!(fhir_example_resource_server, [
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ids.len(), 2, "Patient record and Observations");
 
+    // Reconnecting brings the registrations in line: the two are updated (not duplicated) and a
+    // stray registration of this RS for alice (left from a lost database) is deleted.
+    let stray = custodia_server::store::uma::ResourceRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner_id: alice.clone(),
+        rs_client_id: rs.id.clone(),
+        name: Some("stray".into()),
+        description: None,
+        icon_uri: None,
+        resource_type: None,
+        scopes: "[\"read\"]".into(),
+        extras: "{}".into(),
+        created_at: srv.core.now(),
+        updated_at: srv.core.now(),
+    };
+    let stray_id = stray.id.clone();
+    srv.store
+        .run(move |c| custodia_server::store::uma::insert_resource(c, &stray))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    connect(&srv, &fhir, "alice").await;
+    let (store, rs_id, owner) = (srv.store.clone(), rs.id.clone(), alice.clone());
+    let mut again = store
+        .run(move |c| custodia_server::store::uma::list_resources(c, &rs_id, &owner))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut before = ids.clone();
+    again.sort();
+    before.sort();
+    assert_eq!(again, before, "same two registrations, stray {stray_id} deleted");
+
     // No token: 401 + UMA challenge.
     let resp = http()
         .get(format!("{fhir}/fhir/Patient/{alice}"))

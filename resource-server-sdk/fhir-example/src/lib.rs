@@ -2,8 +2,8 @@
 //!
 //! It keeps one Patient and any number of Observations per owner (SQLite). An owner connects it to
 //! Custodia (`GET /connect`: the authorization code flow with PKCE for a PAT); on connect it
-//! registers the owner's resources — the Patient record and the Observations — with FHIR-style
-//! scopes (`patient/Patient.read`, `patient/Observation.write`, …). Every FHIR route is protected by
+//! brings the owner's registrations in line (lists them, updates the known ones, creates the
+//! missing ones, deletes strays): the Patient record and the Observations, with FHIR-style scopes (`patient/Patient.read`, `patient/Observation.write`, …). Every FHIR route is protected by
 //! the SDK's guard: no or a bad RPT gives `401` with `WWW-Authenticate: UMA … ticket="…"`
 //! (UMA Grant §3.2), a valid RPT lacking the scope `403` with a fresh ticket.
 //!
@@ -259,7 +259,10 @@ async fn callback(
     }
 }
 
-/// Create the owner's Patient (if new) and register their resources (if not yet registered).
+/// Create the owner's Patient (if new) and bring the owner's registrations at Custodia in line with
+/// this server (UMA Federated Authorization §3.2): list what is registered, update the known
+/// resources to the current descriptions, create the missing ones, and delete registrations this
+/// server no longer knows (left over from a lost database, say).
 pub async fn on_connect(state: &AppState, pat: &Pat) -> Result<(), HttpResponse> {
     let owner = &pat.owner;
     let patient = json!({"resourceType": "Patient", "id": owner});
@@ -268,31 +271,49 @@ pub async fn on_connect(state: &AppState, pat: &Pat) -> Result<(), HttpResponse>
         .ensure_patient(owner, patient.to_string())
         .await
         .map_err(internal)?;
+    let registered = state.uma.list_resources(pat).await.map_err(internal)?;
+    let mut kept: Vec<String> = vec![];
     for (fhir_type, label) in PROTECTED_TYPES {
-        let known = state
-            .store
-            .resource_id(owner, fhir_type)
-            .await
-            .map_err(internal)?;
-        // Registered before and still known to Custodia: keep it.
-        if let Some(id) = known
-            && state.uma.read_resource(pat, &id).await.is_ok()
-        {
-            continue;
-        }
         let description = ResourceDescription::new(scopes_of(fhir_type))
             .with_name(*label)
             .with_type(format!(
                 "http://hl7.org/fhir/StructureDefinition/{fhir_type}"
             ));
-        let registered = state
-            .uma
-            .create_resource(pat, &description)
-            .await
-            .map_err(internal)?;
-        state
+        let known = state
             .store
-            .set_resource_id(owner, fhir_type, &registered.id)
+            .resource_id(owner, fhir_type)
+            .await
+            .map_err(internal)?
+            .filter(|id| registered.contains(id));
+        let id = match known {
+            Some(id) => {
+                state
+                    .uma
+                    .update_resource(pat, &id, &description)
+                    .await
+                    .map_err(internal)?;
+                id
+            }
+            None => {
+                let created = state
+                    .uma
+                    .create_resource(pat, &description)
+                    .await
+                    .map_err(internal)?;
+                state
+                    .store
+                    .set_resource_id(owner, fhir_type, &created.id)
+                    .await
+                    .map_err(internal)?;
+                created.id
+            }
+        };
+        kept.push(id);
+    }
+    for stray in registered.iter().filter(|id| !kept.contains(id)) {
+        state
+            .uma
+            .delete_resource(pat, stray)
             .await
             .map_err(internal)?;
     }
