@@ -9,14 +9,15 @@ use askama::Template;
 
 use super::AppState;
 use super::authorize::{
-    CSRF_COOKIE, SESSION_COOKIE, cookie, csrf_ok, csrf_token, current_session, see_other,
+    CSRF_COOKIE, SESSION_COOKIE, SignInFailed, cookie, csrf_ok, csrf_token, current_session,
+    see_other, sign_in,
 };
 use super::endpoints::read_body;
 use super::error;
 use super::pages::{AccountPage, ConnectionView, LoginPage, html};
 use crate::protocol::account;
 use crate::protocol::error::OAuthError;
-use crate::protocol::login::{self, LoginError};
+use crate::protocol::login;
 use crate::protocol::params::Params;
 use crate::store::users::UserRow;
 
@@ -130,27 +131,12 @@ pub async fn login(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let username = form.get("username").unwrap_or("").trim().to_string();
-    let password = form.get("password").unwrap_or("").to_string();
-    if username.is_empty() || password.is_empty() || username.len() > 64 || password.len() > 1024 {
-        return login_page(&state, &req, "", Some("enter your username and password"));
-    }
-    let user = match login::authenticate(&state.core, &username, &password, &ip, now).await {
+    let user = match sign_in(&state, &form, &ip, now).await {
         Ok(u) => u,
-        Err(LoginError::BadCredentials) => {
-            return login_page(
-                &state,
-                &req,
-                &username,
-                Some("the username or password is not right"),
-            );
+        Err(SignInFailed::Retry(username, message)) => {
+            return login_page(&state, &req, &username, Some(message));
         }
-        Err(LoginError::Throttled(wait)) => {
-            let mut e = OAuthError::slow_down(wait);
-            e.error_description = format!("too many failed sign-ins; try again in {wait} s");
-            return error::page(&e);
-        }
-        Err(LoginError::Internal(e)) => return error::page(&OAuthError::internal(e)),
+        Err(SignInFailed::Page(r)) => return r,
     };
     let session = match login::start_session(&state.core, &user.id, now).await {
         Ok(s) => s,

@@ -211,6 +211,47 @@ async fn form_and_request(
     Ok((form, ar))
 }
 
+/// Why a sign-in form did not sign anyone in.
+pub(super) enum SignInFailed {
+    /// Show the form again with the username typed so far and this message.
+    Retry(String, &'static str),
+    /// Answer with this page (throttled, internal error).
+    Page(HttpResponse),
+}
+
+/// Check a sign-in form's `username` and `password` (Argon2id off the executor, the per-account
+/// slow-down): the login step shared by the authorization and account pages.
+pub(super) async fn sign_in(
+    state: &AppState,
+    form: &Params,
+    ip: &str,
+    now: i64,
+) -> Result<UserRow, SignInFailed> {
+    let username = form.get("username").unwrap_or("").trim().to_string();
+    let password = form.get("password").unwrap_or("");
+    if username.is_empty() || password.is_empty() || username.len() > 64 || password.len() > 1024 {
+        return Err(SignInFailed::Retry(
+            String::new(),
+            "enter your username and password",
+        ));
+    }
+    match login::authenticate(&state.core, &username, password, ip, now).await {
+        Ok(u) => Ok(u),
+        Err(LoginError::BadCredentials) => Err(SignInFailed::Retry(
+            username,
+            "the username or password is not right",
+        )),
+        Err(LoginError::Throttled(wait)) => {
+            let mut e = OAuthError::slow_down(wait);
+            e.error_description = format!("too many failed sign-ins; try again in {wait} s");
+            Err(SignInFailed::Page(error::page(&e)))
+        }
+        Err(LoginError::Internal(e)) => {
+            Err(SignInFailed::Page(error::page(&OAuthError::internal(e))))
+        }
+    }
+}
+
 /// `POST /authorize/login`.
 pub async fn login(
     req: HttpRequest,
@@ -229,34 +270,12 @@ pub async fn login(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let username = form.get("username").unwrap_or("").trim().to_string();
-    let password = form.get("password").unwrap_or("").to_string();
-    if username.is_empty() || password.is_empty() || username.len() > 64 || password.len() > 1024 {
-        return login_page(
-            &state,
-            &req,
-            &ar,
-            "",
-            Some("enter your username and password"),
-        );
-    }
-    let user = match login::authenticate(&state.core, &username, &password, &ip, now).await {
+    let user = match sign_in(&state, &form, &ip, now).await {
         Ok(u) => u,
-        Err(LoginError::BadCredentials) => {
-            return login_page(
-                &state,
-                &req,
-                &ar,
-                &username,
-                Some("the username or password is not right"),
-            );
+        Err(SignInFailed::Retry(username, message)) => {
+            return login_page(&state, &req, &ar, &username, Some(message));
         }
-        Err(LoginError::Throttled(wait)) => {
-            let mut e = OAuthError::slow_down(wait);
-            e.error_description = format!("too many failed sign-ins; try again in {wait} s");
-            return error::page(&e);
-        }
-        Err(LoginError::Internal(e)) => return error::page(&OAuthError::internal(e)),
+        Err(SignInFailed::Page(r)) => return r,
     };
     let cookie_value = match login::start_session(&state.core, &user.id, now).await {
         Ok(s) => s,
