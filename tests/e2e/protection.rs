@@ -757,6 +757,14 @@ both!(owner_disconnects_resource_server, |srv| {
         .unwrap_or_default();
     assert!(page.contains("Clinic FHIR server"), "{page}");
     assert!(page.contains("manages the protection of data it holds about you"));
+    // A hostile client id is a plain refusal, never a server error (PostgreSQL refuses NUL).
+    let resp = browser
+        .post(srv.url("/account/disconnect"))
+        .form(&[("csrf", csrf.as_str()), ("client_id", "a\u{0}b")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
     // Without the CSRF token, nothing happens.
     let resp = browser
         .post(srv.url("/account/disconnect"))

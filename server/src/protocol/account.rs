@@ -45,6 +45,12 @@ pub async fn connections(core: &Core, user_id: &str) -> Result<Vec<Connection>, 
 
 /// Withdraw a client's access to the owner's account.
 pub async fn disconnect(core: &Core, user_id: &str, client_id: &str) -> Result<(), OAuthError> {
+    let not_connected =
+        || OAuthError::invalid_request("this application is not connected to your account");
+    // Hostile bytes never reach a query (PostgreSQL refuses NUL in text).
+    if client_id.is_empty() || client_id.len() > 256 || client_id.chars().any(char::is_control) {
+        return Err(not_connected());
+    }
     let (uid, cid) = (user_id.to_string(), client_id.to_string());
     let withdrawn = core
         .store
@@ -55,9 +61,7 @@ pub async fn disconnect(core: &Core, user_id: &str, client_id: &str) -> Result<(
         })
         .await?;
     if !withdrawn {
-        return Err(OAuthError::invalid_request(
-            "this application is not connected to your account",
-        ));
+        return Err(not_connected());
     }
     tracing::info!(target: "audit", event = "connection_withdrawn", user_id = %user_id, client_id = %client_id);
     Ok(())
