@@ -73,7 +73,12 @@ pub struct Profile {
 /// password grant, exact redirect URIs, https redirect URIs except loopback for native clients.
 pub const DEFAULT: Profile = Profile {
     name: "default",
-    grant_types: &["authorization_code", "refresh_token", "client_credentials"],
+    grant_types: &[
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:uma-ticket",
+    ],
     response_types: &["code"],
     token_endpoint_auth_methods: &[
         "client_secret_basic",

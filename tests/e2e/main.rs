@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod client_credentials;
 mod concurrency;
+mod grant;
 mod keys;
 mod oidc_flow;
 mod prompt;

@@ -11,7 +11,11 @@ use crate::protocol::error::{ErrorCode, OAuthError};
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-        ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::InsufficientScope
+        | ErrorCode::AccessDenied
+        | ErrorCode::NeedInfo
+        | ErrorCode::RequestDenied
+        | ErrorCode::RequestSubmitted => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::UnsupportedMethodType => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
@@ -106,6 +110,10 @@ mod tests {
             (ErrorCode::InvalidResourceId, 400),
             (ErrorCode::NotFound, 404),
             (ErrorCode::UnsupportedMethodType, 405),
+            (ErrorCode::NeedInfo, 403),
+            (ErrorCode::RequestDenied, 403),
+            (ErrorCode::RequestSubmitted, 403),
+            (ErrorCode::InvalidPolicy, 400),
             (ErrorCode::SlowDown, 429),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),

@@ -10,7 +10,9 @@ pub mod account;
 pub mod authorize;
 pub mod endpoints;
 pub mod error;
+pub mod interaction;
 pub mod middleware;
+pub mod owner;
 pub mod pages;
 pub mod protection;
 
@@ -46,6 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/uma/resources", web::to(protection::collection))
     .route("/uma/resources/{id}", web::to(protection::item))
     .route("/uma/permission", web::to(protection::permission))
+    .route("/uma/claims", web::get().to(interaction::start))
+    .route("/uma/claims/login", web::post().to(interaction::login))
     .route(
         "/resources/{id}/policy",
         web::get().to(protection::policy_page),
@@ -58,6 +62,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/account", web::get().to(account::show))
     .route("/account/login", web::post().to(account::login))
     .route("/account/disconnect", web::post().to(account::disconnect))
+    .route("/owner/resources", web::get().to(owner::resources))
+    .route("/owner/policies", web::get().to(owner::policies_collection))
+    .route(
+        "/owner/policies",
+        web::post().to(owner::policies_collection),
+    )
+    .route(
+        "/owner/policies/{id}",
+        web::delete().to(owner::policy_delete),
+    )
+    .route("/owner/settings", web::get().to(owner::settings))
+    .route("/owner/settings", web::put().to(owner::settings))
+    .route("/owner/requests", web::get().to(owner::requests))
+    .route(
+        "/owner/requests/{id}/{action}",
+        web::post().to(owner::decide),
+    )
+    .route("/owner/decisions", web::get().to(owner::decisions))
     .route("/token", web::post().to(e::token))
     .route("/introspect", web::post().to(e::introspect))
     .route("/revoke", web::post().to(e::revoke))

@@ -45,6 +45,10 @@ pub struct ClientMetadata {
     pub software_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
+    /// UMA Grant §2 / §3.3.2: where the claims interaction endpoint may send the requesting party
+    /// back (UMA-GRANT-06); the same rules as `redirect_uris`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_redirect_uris: Vec<String>,
 }
 
 /// A registered client, parsed.
@@ -206,6 +210,44 @@ const MAX_URI_LEN: usize = 2000;
 const MAX_TEXT: usize = 200;
 const MAX_SCOPES: usize = 100;
 
+/// Check a list of redirect URIs (`redirect_uris`, `claims_redirect_uris`) against the profile;
+/// duplicates are dropped.
+fn checked_uris(
+    list: &[String],
+    profile: &Profile,
+    app: ApplicationType,
+    insecure_loopback_http: bool,
+) -> Result<Vec<String>, OAuthError> {
+    let mut uris: Vec<String> = vec![];
+    for u in list {
+        if u.len() > MAX_URI_LEN {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                "a redirect URI is too long",
+            ));
+        }
+        let dev_loopback = insecure_loopback_http
+            && url::Url::parse(u)
+                .ok()
+                .is_some_and(|p| p.scheme() == "http" && custodia_profiles::is_loopback_url(&p));
+        if !dev_loopback {
+            profile
+                .check_redirect_uri(app, u)
+                .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
+        }
+        if !uris.contains(u) {
+            uris.push(u.clone());
+        }
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
+        ));
+    }
+    Ok(uris)
+}
+
 /// Validate and normalise metadata for registration. Errors are `invalid_redirect_uri` or
 /// `invalid_client_metadata` (RFC 7591 §3.2.2).
 ///
@@ -261,33 +303,13 @@ pub fn validate_metadata(
         }
     };
 
-    let mut uris: Vec<String> = vec![];
-    for u in &m.redirect_uris {
-        if u.len() > MAX_URI_LEN {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidRedirectUri,
-                "a redirect URI is too long",
-            ));
-        }
-        let dev_loopback = insecure_loopback_http
-            && url::Url::parse(u)
-                .ok()
-                .is_some_and(|p| p.scheme() == "http" && custodia_profiles::is_loopback_url(&p));
-        if !dev_loopback {
-            profile
-                .check_redirect_uri(app, u)
-                .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
-        }
-        if !uris.contains(u) {
-            uris.push(u.clone());
-        }
-    }
-    if uris.len() > MAX_REDIRECT_URIS {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRedirectUri,
-            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
-        ));
-    }
+    let uris = checked_uris(&m.redirect_uris, profile, app, insecure_loopback_http)?;
+    m.claims_redirect_uris = checked_uris(
+        &m.claims_redirect_uris,
+        profile,
+        app,
+        insecure_loopback_http,
+    )?;
     if has_code && uris.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidRedirectUri,

@@ -23,6 +23,10 @@ pub fn uma_metadata(core: &Core) -> Value {
             json!(c.url("/uma/permission")),
         );
         o.insert(
+            "claims_interaction_endpoint".into(),
+            json!(c.url("/uma/claims")),
+        );
+        o.insert(
             "uma_profiles_supported".into(),
             json!(c.profile.uma_profiles),
         );

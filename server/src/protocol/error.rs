@@ -31,6 +31,15 @@ pub enum ErrorCode {
     NotFound,
     /// UMA Federated Authorization §3.2: the method is not supported (405).
     UnsupportedMethodType,
+    /// UMA Grant §3.3.6: more claims are needed (403, new ticket, `required_claims` and/or
+    /// `redirect_user`).
+    NeedInfo,
+    /// UMA Grant §3.3.6: the client is not authorized for these permissions (403).
+    RequestDenied,
+    /// UMA Grant §3.3.6: the owner has to decide (403, new ticket, `interval`).
+    RequestSubmitted,
+    /// The owner API: a policy that does not validate (400, with `diagnostics`).
+    InvalidPolicy,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -59,6 +68,10 @@ impl ErrorCode {
             ErrorCode::InvalidResourceId => "invalid_resource_id",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnsupportedMethodType => "unsupported_method_type",
+            ErrorCode::NeedInfo => "need_info",
+            ErrorCode::RequestDenied => "request_denied",
+            ErrorCode::RequestSubmitted => "request_submitted",
+            ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -77,6 +90,36 @@ pub struct OAuthError {
     /// The methods a 405 answer lists in `Allow`.
     #[serde(skip)]
     pub allow: Option<&'static str>,
+    /// The UMA members of a `need_info` or `request_submitted` answer.
+    #[serde(flatten)]
+    pub uma: Option<Box<UmaExtras>>,
+    /// Every error and warning of an invalid policy, with its location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<serde_json::Value>>,
+}
+
+/// UMA Grant §3.3.6 error members. The ticket is a secret: `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq, Serialize, Default)]
+pub struct UmaExtras {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_claims: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+}
+
+impl std::fmt::Debug for UmaExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UmaExtras")
+            .field("ticket", &self.ticket.as_ref().map(|_| "[redacted]"))
+            .field("required_claims", &self.required_claims)
+            .field("redirect_user", &self.redirect_user)
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 impl OAuthError {
@@ -86,6 +129,8 @@ impl OAuthError {
             error_description: description.into(),
             retry_after: None,
             allow: None,
+            uma: None,
+            diagnostics: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -115,6 +160,15 @@ impl OAuthError {
             error_description: format!("too many requests, retry in {retry_after} s"),
             retry_after: Some(retry_after),
             allow: None,
+            uma: None,
+            diagnostics: None,
+        }
+    }
+    /// A UMA Grant §3.3.6 answer (`need_info`, `request_submitted`, `request_denied`).
+    pub fn uma(error: ErrorCode, description: impl Into<String>, extras: UmaExtras) -> Self {
+        OAuthError {
+            uma: Some(Box::new(extras)),
+            ..Self::new(error, description)
         }
     }
     /// UMA Federated Authorization §3.2: `unsupported_method_type` (405) with the allowed methods.
@@ -182,6 +236,10 @@ mod tests {
             ErrorCode::InvalidResourceId,
             ErrorCode::NotFound,
             ErrorCode::UnsupportedMethodType,
+            ErrorCode::NeedInfo,
+            ErrorCode::RequestDenied,
+            ErrorCode::RequestSubmitted,
+            ErrorCode::InvalidPolicy,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

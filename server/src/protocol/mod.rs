@@ -9,16 +9,20 @@
 
 pub mod account;
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod clients;
 pub mod discovery;
 pub mod error;
 pub mod grant;
+pub mod interaction;
 pub mod introspect;
 pub mod json;
 pub mod login;
+pub mod owner;
 pub mod params;
 pub mod permission;
+pub mod policies;
 pub mod protection;
 pub mod ratelimit;
 pub mod registration;
@@ -44,6 +48,7 @@ pub struct Core {
     pub http: reqwest::Client,
     pub jwks_cache: client_auth::JwksCache,
     pub clients: clients::ClientCache,
+    pub policy_cache: policies::PolicyCache,
     pub login_throttle: Arc<login::LoginThrottle>,
     pub limits: Arc<ratelimit::Limits>,
     pub clock: Clock,
@@ -84,6 +89,7 @@ impl Core {
             http,
             jwks_cache: client_auth::JwksCache::default(),
             clients: clients::ClientCache::default(),
+            policy_cache: policies::PolicyCache::default(),
             login_throttle: Arc::default(),
             limits: Arc::new(ratelimit::Limits::new(rate_limits)),
             clock: Clock::default(),

@@ -224,6 +224,7 @@ pub async fn request(
             expires_at: now + core.config.ticket_ttl as i64,
             used: false,
             created_at: now,
+            claims: None,
         },
     };
     if let Err(e) = core.store.record_ticket(new).await {

@@ -27,7 +27,22 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
-    pub scope: String,
+    /// Absent from RPT responses (an RPT's authority is its permissions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// UMA Grant §3.3.5: the RPT upgraded the one the client sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgraded: Option<bool>,
+    /// UMA Grant §3.3.5: a persisted claims token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pct: Option<String>,
+}
+
+impl TokenResponse {
+    /// The scope granted (empty for an RPT), for audit lines.
+    pub fn scope_str(&self) -> &str {
+        self.scope.as_deref().unwrap_or("")
+    }
 }
 
 /// What an access token is for.

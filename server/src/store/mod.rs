@@ -11,6 +11,7 @@
 //! - repository functions are written once over [`DbConn`] with [`with_conn!`]/[`with_tx!`].
 
 pub mod clients;
+pub mod grant;
 pub mod grants;
 pub mod keys;
 pub mod recorder;

@@ -141,6 +141,7 @@ diesel::table! {
         expires_at -> BigInt,
         used -> Bool,
         created_at -> BigInt,
+        claims -> Nullable<Text>,
     }
 }
 
@@ -148,6 +149,54 @@ diesel::table! {
     ticket_resources (ticket_hash, resource_id) {
         ticket_hash -> Text,
         resource_id -> Text,
+    }
+}
+
+diesel::table! {
+    policies (id) {
+        id -> Text,
+        owner_id -> Text,
+        source -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    owner_settings (owner_id) {
+        owner_id -> Text,
+        accept_requests -> Bool,
+        policy_version -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_requests (id) {
+        id -> Text,
+        owner_id -> Text,
+        rs_client_id -> Text,
+        client_id -> Text,
+        party -> Text,
+        party_key -> Text,
+        permissions -> Text,
+        status -> Text,
+        granted -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    grant_decisions (id) {
+        id -> Text,
+        owner_id -> Text,
+        client_id -> Text,
+        party -> Text,
+        asked -> Text,
+        granted -> Text,
+        policies -> Text,
+        outcome -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -167,4 +216,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     resources,
     tickets,
     ticket_resources,
+    policies,
+    owner_settings,
+    access_requests,
+    grant_decisions,
 );

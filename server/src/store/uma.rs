@@ -56,6 +56,8 @@ pub struct TicketRow {
     pub expires_at: i64,
     pub used: bool,
     pub created_at: i64,
+    /// Verified claims gathered for this ticket (interactive claims gathering), JSON.
+    pub claims: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Insertable)]
@@ -126,6 +128,15 @@ pub fn list_resources(conn: &mut DbConn, rs: &str, owner: &str) -> Result<Vec<St
         .order((resources::created_at.asc(), resources::id.asc()))
         .select(resources::id)
         .load::<String>(c))?)
+}
+
+/// Every resource an owner has, across resource servers (the owner's own views).
+pub fn owner_resources(conn: &mut DbConn, owner: &str) -> Result<Vec<ResourceRow>, StoreError> {
+    Ok(with_conn!(conn, c => resources::table
+        .filter(resources::owner_id.eq(owner))
+        .order((resources::created_at.asc(), resources::id.asc()))
+        .select(ResourceRow::as_select())
+        .load(c))?)
 }
 
 /// Replace a resource's description (full replacement, §3.2.3) and, in the same transaction,

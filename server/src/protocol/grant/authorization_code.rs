@@ -117,7 +117,9 @@ pub async fn exchange(
                     expires_in: minter.access_ttl,
                     refresh_token: refresh.map(|s| s.expose_secret().to_string()),
                     id_token,
-                    scope: row.scope.clone(),
+                    scope: Some(row.scope.clone()),
+                    upgraded: None,
+                    pct: None,
                 };
                 Ok((Issue { access: access_row, refresh: refresh_row }, response))
             })

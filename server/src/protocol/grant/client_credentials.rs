@@ -70,6 +70,8 @@ pub async fn issue(
         expires_in: core.config.access_token_ttl,
         refresh_token: None,
         id_token: None,
-        scope: scope_str,
+        scope: Some(scope_str),
+        upgraded: None,
+        pct: None,
     })
 }

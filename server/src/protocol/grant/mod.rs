@@ -5,6 +5,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod uma_ticket;
 
 use super::Core;
 use super::client_auth::{self, Presented};
@@ -20,7 +21,12 @@ pub async fn token(
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
-    let known = ["authorization_code", "refresh_token", "client_credentials"];
+    let known = [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        uma_ticket::GRANT_TYPE,
+    ];
     if !known.contains(&grant_type) || !core.config.profile.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
@@ -44,11 +50,12 @@ pub async fn token(
     let result = match grant_type {
         "authorization_code" => authorization_code::exchange(core, &client, params, now).await,
         "refresh_token" => refresh_token::refresh(core, &client, params, now).await,
+        uma_ticket::GRANT_TYPE => uma_ticket::issue(core, &client, params, now).await,
         _ => client_credentials::issue(core, &client, params, now).await,
     };
     match &result {
         Ok(t) => {
-            tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope)
+            tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope_str())
         }
         Err(e) => {
             tracing::info!(target: "audit", event = "token_refused", grant_type, client_id = %client.client.id, error = e.error.as_str())

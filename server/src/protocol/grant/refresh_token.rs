@@ -96,7 +96,9 @@ pub async fn refresh(
                     expires_in: minter.access_ttl,
                     refresh_token: Some(secret.expose_secret().to_string()),
                     id_token,
-                    scope: scope_str,
+                    scope: Some(scope_str),
+                    upgraded: None,
+                    pct: None,
                 };
                 Ok((
                     Issue {

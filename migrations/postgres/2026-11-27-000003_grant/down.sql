@@ -1,0 +1,5 @@
+ALTER TABLE tickets DROP COLUMN claims;
+DROP TABLE grant_decisions;
+DROP TABLE access_requests;
+DROP TABLE owner_settings;
+DROP TABLE policies;

@@ -1,0 +1,53 @@
+-- The UMA grant (SQLite). Keep in step with migrations/postgres: one logical schema.
+-- Owner policies (custodia-policy): the source is JSON (a sharing template or raw Cedar).
+CREATE TABLE policies (
+    id TEXT PRIMARY KEY NOT NULL,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX policies_owner ON policies(owner_id);
+
+-- Whether people may ask an owner for access (request_submitted, UMA Grant §3.3.6).
+CREATE TABLE owner_settings (
+    owner_id TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    accept_requests BOOLEAN NOT NULL DEFAULT 0,
+    -- bumped with every policy change, so every instance knows when its compiled set is stale
+    policy_version BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL
+);
+
+-- Requests waiting for the owner: what was asked, by which client for which requesting party.
+-- status: pending | approved | denied; granted scopes are JSON once decided.
+CREATE TABLE access_requests (
+    id TEXT PRIMARY KEY NOT NULL,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    rs_client_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    party TEXT NOT NULL,
+    party_key TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    status TEXT NOT NULL,
+    granted TEXT,
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT
+);
+CREATE INDEX access_requests_owner ON access_requests(owner_id, status);
+CREATE INDEX access_requests_party ON access_requests(client_id, party_key);
+
+-- Every grant decision (audit, readable by the owner).
+CREATE TABLE grant_decisions (
+    id TEXT PRIMARY KEY NOT NULL,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    client_id TEXT NOT NULL,
+    party TEXT NOT NULL,
+    asked TEXT NOT NULL,
+    granted TEXT NOT NULL,
+    policies TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX grant_decisions_owner ON grant_decisions(owner_id, created_at);
+
+-- Claims gathered for a ticket (interactive claims gathering) travel with the ticket.
+ALTER TABLE tickets ADD COLUMN claims TEXT;

@@ -1,0 +1,412 @@
+//! The UMA grant (UMA Grant §3.3): `grant_type=urn:ietf:params:oauth:grant-type:uma-ticket`. The
+//! client (authenticated by the token endpoint) trades a permission ticket, with optional pushed
+//! claims, for an RPT.
+//!
+//! 1. `ticket` is required (UMA-GRANT-08); `claim_token` and `claim_token_format` come together
+//!    (UMA-GRANT-09); `scope` values count only when registered for the client (UMA-GRANT-15).
+//! 2. The ticket is consumed with one conditional `UPDATE` (UMA-GRANT-54): of any number of
+//!    concurrent presentations one proceeds; unknown, expired or used tickets are `invalid_grant`.
+//! 3. Every resource the ticket names must still be registered (deleting a resource kills its
+//!    tickets; this is the second line of that defence).
+//! 4. The requesting party comes from the pushed claim token (an invalid one yields `need_info`,
+//!    UMA-GRANT-11) or is unidentified.
+//! 5. Each (resource, scope) is decided by the owner's policies (`custodia-policy`), or by a
+//!    request the owner approved. All granted → an RPT; a subset granted and nothing more to
+//!    gain → an RPT for the subset; more claims could help → `need_info` with `required_claims`;
+//!    nothing granted and the owner accepts requests → `request_submitted` (queued); otherwise
+//!    `request_denied`. `need_info` and `request_submitted` carry a new ticket: the old one is
+//!    dead (UMA-GRANT-46, -50).
+//! 6. Every decision is recorded for the owner (audit).
+
+use std::collections::BTreeMap;
+
+use custodia_policy::{Party, RequestContext, RequiredClaim};
+use serde_json::{Value, json};
+
+use super::super::Core;
+use super::super::claims::{self, Verified};
+use super::super::client_auth::Authenticated;
+use super::super::error::{ErrorCode, OAuthError, UmaExtras};
+use super::super::params::Params;
+use super::super::permission::RequestedPermission;
+use super::super::policies::{self, resource_info};
+use super::super::scope;
+use super::super::tokens::{Minter, RptPermission, RptSpec, TokenResponse};
+use crate::secrets::{Secret, SecretKind, new_id};
+use crate::store::grant::{self as store, AccessRequestRow, DecisionRow};
+use crate::store::uma::{self, NewTicket, ResourceRow, TicketResourceRow, TicketRow};
+
+/// The grant type (UMA Grant §3.3.1).
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
+
+/// Seconds a client should wait between polls after `request_submitted` (UMA-GRANT-50).
+pub const POLL_INTERVAL: u64 = 5;
+
+fn outcome_str(code: ErrorCode) -> &'static str {
+    code.as_str()
+}
+
+/// A new ticket for the same permissions (rotation).
+async fn rotate(
+    core: &Core,
+    old: &TicketRow,
+    perms: &[RequestedPermission],
+    now: i64,
+) -> Result<Secret, OAuthError> {
+    let ticket = Secret::generate(SecretKind::PermissionTicket);
+    let hash = ticket.hash();
+    let new = NewTicket {
+        more_resources: perms
+            .iter()
+            .skip(1)
+            .map(|p| TicketResourceRow {
+                ticket_hash: hash.clone(),
+                resource_id: p.resource_id.clone(),
+            })
+            .collect(),
+        row: TicketRow {
+            ticket_hash: hash,
+            owner_id: old.owner_id.clone(),
+            rs_client_id: old.rs_client_id.clone(),
+            resource_id: old.resource_id.clone(),
+            permissions: old.permissions.clone(),
+            expires_at: now + core.config.ticket_ttl as i64,
+            used: false,
+            created_at: now,
+            claims: old.claims.clone(),
+        },
+    };
+    core.store
+        .run(move |c| store::insert_ticket(c, &new))
+        .await?;
+    Ok(ticket)
+}
+
+fn required_claims_json(claims: &[RequiredClaim]) -> Vec<Value> {
+    let mut out: Vec<Value> = vec![];
+    for c in claims {
+        let mut o = serde_json::Map::new();
+        o.insert("name".into(), json!(c.name));
+        o.insert(
+            "claim_token_format".into(),
+            json!([claims::ID_TOKEN_FORMAT]),
+        );
+        if let Some(i) = &c.issuer {
+            o.insert("issuer".into(), json!([i]));
+        }
+        if let Some(f) = &c.friendly_name {
+            o.insert("friendly_name".into(), json!(f));
+        }
+        let v = Value::Object(o);
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The scopes to decide per resource: the ticket's (all registered ones when it asked for none)
+/// plus the client's `scope` values that the resource registered.
+fn wanted(
+    perms: &[RequestedPermission],
+    rows: &[ResourceRow],
+    extra: &[String],
+) -> Vec<(ResourceRow, Vec<String>)> {
+    let mut out = vec![];
+    for p in perms {
+        let Some(row) = rows.iter().find(|r| r.id == p.resource_id) else {
+            continue;
+        };
+        let registered = super::super::resources::scopes_of(row);
+        let mut scopes: Vec<String> = if p.resource_scopes.is_empty() && extra.is_empty() {
+            registered.clone()
+        } else {
+            p.resource_scopes.clone()
+        };
+        for s in extra {
+            if registered.contains(s) && !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        out.push((row.clone(), scopes));
+    }
+    out
+}
+
+/// Scopes an approved request of this (client, party) grants on a resource.
+fn approved_scopes(requests: &[AccessRequestRow], resource_id: &str) -> Vec<String> {
+    let mut out = vec![];
+    for r in requests.iter().filter(|r| r.status == "approved") {
+        let granted: Vec<RequestedPermission> = r
+            .granted
+            .as_deref()
+            .and_then(|g| serde_json::from_str(g).ok())
+            .unwrap_or_default();
+        for p in granted.into_iter().filter(|p| p.resource_id == resource_id) {
+            out.extend(p.resource_scopes);
+        }
+    }
+    out
+}
+
+pub async fn issue(
+    core: &Core,
+    auth: &Authenticated,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let client = &auth.client;
+    let ticket = params.require("ticket")?.to_string();
+    let pushed = match (params.get("claim_token"), params.get("claim_token_format")) {
+        (Some(t), Some(f)) => Some((t.to_string(), f.to_string())),
+        (None, None) => None,
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "`claim_token` and `claim_token_format` go together",
+            ));
+        }
+    };
+    let extra = scope::parse(params.get("scope").unwrap_or(""))?;
+    if let Some(s) = extra.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope `{s}` is not registered for this client"
+        )));
+    }
+
+    // Single use, whatever happens next.
+    let hash = Secret::new(ticket).hash();
+    let Some(row) = core
+        .store
+        .run(move |c| store::consume_ticket(c, &hash, now))
+        .await?
+    else {
+        return Err(OAuthError::invalid_grant(
+            "the ticket is unknown, expired or already used",
+        ));
+    };
+    let perms: Vec<RequestedPermission> =
+        serde_json::from_str(&row.permissions).map_err(OAuthError::internal)?;
+    let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
+    let (rs, owner) = (row.rs_client_id.clone(), row.owner_id.clone());
+    let rows = core
+        .store
+        .run(move |c| uma::resources_by_ids(c, &rs, &owner, &ids))
+        .await?;
+    if rows.len() != perms.len() {
+        return Err(OAuthError::invalid_grant(
+            "a resource of this ticket is no longer registered",
+        ));
+    }
+
+    // Who is asking.
+    let mut claim_problem: Option<String> = None;
+    let verified: Option<Verified> = match &pushed {
+        Some((token, format)) => {
+            match claims::verify_pushed(core, &client.id, format, token, now).await? {
+                Ok(v) => Some(v),
+                Err(why) => {
+                    claim_problem = Some(why);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    // Claims gathered interactively for this client travel with the ticket.
+    let verified = match verified {
+        Some(v) => Some(v),
+        None => row
+            .claims
+            .as_deref()
+            .and_then(|c| claims::from_gathered(c, &client.id)),
+    };
+    let party = verified.as_ref().map(|v| v.party.clone()).unwrap_or(Party {
+        issuer: None,
+        subject: None,
+        email: None,
+        email_verified: false,
+        claims: BTreeMap::new(),
+    });
+    let ctx = RequestContext {
+        now,
+        client_id: client.id.clone(),
+        claim_token_issuer: verified.as_ref().map(|v| v.issuer.clone()),
+        sender_constrained: false,
+    };
+    let party_key = claims::party_key(&party, &client.id);
+
+    // Decide each (resource, scope).
+    let (owner_policies, accept_requests) = policies::for_owner(core, &row.owner_id).await?;
+    let (o, cid, pk) = (row.owner_id.clone(), client.id.clone(), party_key.clone());
+    let requests = core
+        .store
+        .run(move |c| store::latest_request(c, &o, &cid, &pk))
+        .await?;
+    let wanted = wanted(&perms, &rows, &extra);
+    let mut granted: Vec<RptPermission> = vec![];
+    let mut denied: Vec<(ResourceRow, String)> = vec![];
+    let mut deciding: Vec<String> = vec![];
+    for (resource, scopes) in &wanted {
+        let info = resource_info(resource);
+        let approved = approved_scopes(&requests, &resource.id);
+        let mut ok = vec![];
+        for s in scopes {
+            let d = owner_policies.decide(&party, &info, s, &ctx);
+            if d.permit {
+                deciding.extend(d.policies);
+                ok.push(s.clone());
+            } else if approved.contains(s) {
+                ok.push(s.clone());
+            } else {
+                denied.push((resource.clone(), s.clone()));
+            }
+        }
+        if !ok.is_empty() {
+            granted.push(RptPermission {
+                resource_id: resource.id.clone(),
+                resource_scopes: ok,
+                exp: None,
+            });
+        }
+    }
+    deciding.sort();
+    deciding.dedup();
+
+    let asked: Value = json!(
+        wanted
+            .iter()
+            .map(|(r, s)| json!({"resource_id": r.id, "resource_scopes": s}))
+            .collect::<Vec<_>>()
+    );
+    let record = |outcome: &str, granted: &[RptPermission]| DecisionRow {
+        id: new_id(),
+        owner_id: row.owner_id.clone(),
+        client_id: client.id.clone(),
+        party: claims::party_json(&party).to_string(),
+        asked: asked.to_string(),
+        granted: json!(granted).to_string(),
+        policies: json!(deciding).to_string(),
+        outcome: outcome.to_string(),
+        created_at: now,
+    };
+
+    // More claims could help: need_info.
+    if !denied.is_empty() {
+        let mut missing: Vec<RequiredClaim> = vec![];
+        for (resource, s) in &denied {
+            missing.extend(owner_policies.missing_claims(
+                &party,
+                &resource_info(resource),
+                s,
+                &ctx,
+            ));
+        }
+        if !missing.is_empty() || claim_problem.is_some() {
+            let fresh = rotate(core, &row, &perms, now).await?;
+            let d = record(outcome_str(ErrorCode::NeedInfo), &[]);
+            core.store
+                .run(move |c| store::insert_decision(c, &d))
+                .await?;
+            let description = match &claim_problem {
+                Some(why) => format!("more claims are needed: {why}"),
+                None => "more claims about the requesting party are needed".to_string(),
+            };
+            return Err(OAuthError::uma(
+                ErrorCode::NeedInfo,
+                description,
+                UmaExtras {
+                    ticket: Some(fresh.expose_secret().to_string()),
+                    required_claims: Some(required_claims_json(&missing)),
+                    redirect_user: Some(core.config.url("/uma/claims")),
+                    interval: None,
+                },
+            ));
+        }
+    }
+
+    if granted.is_empty() {
+        let pending = requests.iter().find(|r| r.status == "pending");
+        let refused = requests
+            .iter()
+            .find(|r| r.status != "approved")
+            .is_some_and(|r| r.status == "denied");
+        if accept_requests && !refused {
+            if pending.is_none() {
+                let req = AccessRequestRow {
+                    id: new_id(),
+                    owner_id: row.owner_id.clone(),
+                    rs_client_id: row.rs_client_id.clone(),
+                    client_id: client.id.clone(),
+                    party: claims::party_json(&party).to_string(),
+                    party_key: party_key.clone(),
+                    permissions: asked.to_string(),
+                    status: "pending".into(),
+                    granted: None,
+                    created_at: now,
+                    decided_at: None,
+                };
+                core.store
+                    .run(move |c| store::insert_request(c, &req))
+                    .await?;
+            }
+            let fresh = rotate(core, &row, &perms, now).await?;
+            let d = record(outcome_str(ErrorCode::RequestSubmitted), &[]);
+            core.store
+                .run(move |c| store::insert_decision(c, &d))
+                .await?;
+            return Err(OAuthError::uma(
+                ErrorCode::RequestSubmitted,
+                "the resource owner has been asked; poll again with the new ticket",
+                UmaExtras {
+                    ticket: Some(fresh.expose_secret().to_string()),
+                    required_claims: None,
+                    redirect_user: None,
+                    interval: Some(POLL_INTERVAL),
+                },
+            ));
+        }
+        let d = record(outcome_str(ErrorCode::RequestDenied), &[]);
+        core.store
+            .run(move |c| store::insert_decision(c, &d))
+            .await?;
+        return Err(OAuthError::new(
+            ErrorCode::RequestDenied,
+            "the client is not authorized for these permissions",
+        ));
+    }
+
+    // An RPT for what was granted.
+    let minter = Minter::from_core(core);
+    let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
+    let audience = vec![row.rs_client_id.clone()];
+    let exp = now + core.config.access_token_ttl as i64;
+    for p in &mut granted {
+        p.exp = Some(exp);
+    }
+    let (token, access_row) = minter.mint_rpt(
+        &RptSpec {
+            client_id: &client.id,
+            subject: &subject,
+            user_id: verified.as_ref().and_then(|v| v.user_id.as_deref()),
+            audience: &audience,
+            permissions: &granted,
+            grant_id: None,
+        },
+        now,
+    )?;
+    core.store.record_access_token(access_row).await?;
+    let d = record("rpt_issued", &granted);
+    core.store
+        .run(move |c| store::insert_decision(c, &d))
+        .await?;
+    Ok(TokenResponse {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: core.config.access_token_ttl,
+        refresh_token: None,
+        id_token: None,
+        scope: None,
+        upgraded: None,
+        pct: None,
+    })
+}

@@ -1,0 +1,258 @@
+//! UMA grant state (UMA Grant §3.3): owners' policies (with a per-owner version that every policy
+//! change bumps, so any instance knows its compiled set is stale), whether an owner accepts access
+//! requests, the pending requests themselves, the audit of every grant decision, and the
+//! single-use consumption of permission tickets.
+
+use diesel::prelude::*;
+
+use super::schema::{access_requests, grant_decisions, owner_settings, policies, tickets};
+use super::uma::{NewTicket, TicketRow};
+use super::{DbConn, StoreError, conflict_or};
+use crate::{with_conn, with_tx};
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = policies)]
+pub struct PolicyRow {
+    pub id: String,
+    pub owner_id: String,
+    /// JSON of `custodia_policy::PolicySource`.
+    pub source: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_requests)]
+pub struct AccessRequestRow {
+    pub id: String,
+    pub owner_id: String,
+    pub rs_client_id: String,
+    pub client_id: String,
+    /// JSON: who is asking (issuer, subject, email) as far as known.
+    pub party: String,
+    /// The requesting party's key: `iss|sub`, or `client:<id>` when unidentified.
+    pub party_key: String,
+    /// JSON array of `{resource_id, resource_scopes}` asked for.
+    pub permissions: String,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// JSON array of `{resource_id, resource_scopes}` granted (approved requests).
+    pub granted: Option<String>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = grant_decisions)]
+pub struct DecisionRow {
+    pub id: String,
+    pub owner_id: String,
+    pub client_id: String,
+    pub party: String,
+    pub asked: String,
+    pub granted: String,
+    pub policies: String,
+    pub outcome: String,
+    pub created_at: i64,
+}
+
+/// Bump an owner's policy version (inside the transaction that changes a policy).
+macro_rules! bump_version {
+    ($c:ident, $owner:expr, $now:expr) => {
+        diesel::insert_into(owner_settings::table)
+            .values((
+                owner_settings::owner_id.eq($owner),
+                owner_settings::accept_requests.eq(false),
+                owner_settings::policy_version.eq(1_i64),
+                owner_settings::updated_at.eq($now),
+            ))
+            .on_conflict(owner_settings::owner_id)
+            .do_update()
+            .set((
+                owner_settings::policy_version.eq(owner_settings::policy_version + 1_i64),
+                owner_settings::updated_at.eq($now),
+            ))
+            .execute($c)
+    };
+}
+
+pub fn insert_policy(conn: &mut DbConn, row: &PolicyRow) -> Result<(), StoreError> {
+    with_tx!(conn, c => {
+        diesel::insert_into(policies::table).values(row).execute(c)?;
+        bump_version!(c, &row.owner_id, row.created_at)?;
+        Ok::<(), diesel::result::Error>(())
+    })
+    .map_err(conflict_or)
+}
+
+pub fn owner_policies(conn: &mut DbConn, owner: &str) -> Result<Vec<PolicyRow>, StoreError> {
+    Ok(with_conn!(conn, c => policies::table
+        .filter(policies::owner_id.eq(owner))
+        .order((policies::created_at.asc(), policies::id.asc()))
+        .select(PolicyRow::as_select())
+        .load(c))?)
+}
+
+/// Delete one of an owner's policies; returns whether it existed.
+pub fn delete_policy(
+    conn: &mut DbConn,
+    owner: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = with_tx!(conn, c => {
+        let n = diesel::delete(
+            policies::table
+                .filter(policies::owner_id.eq(owner))
+                .filter(policies::id.eq(id)),
+        )
+        .execute(c)?;
+        if n > 0 {
+            bump_version!(c, owner, now)?;
+        }
+        Ok::<usize, diesel::result::Error>(n)
+    })?;
+    Ok(n == 1)
+}
+
+/// An owner's settings: (accept requests, policy version).
+pub fn settings(conn: &mut DbConn, owner: &str) -> Result<(bool, i64), StoreError> {
+    Ok(with_conn!(conn, c => owner_settings::table
+        .find(owner)
+        .select((owner_settings::accept_requests, owner_settings::policy_version))
+        .first::<(bool, i64)>(c)
+        .optional())?
+    .unwrap_or((false, 0)))
+}
+
+pub fn set_accept_requests(
+    conn: &mut DbConn,
+    owner: &str,
+    accept: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(owner_settings::table)
+        .values((
+            owner_settings::owner_id.eq(owner),
+            owner_settings::accept_requests.eq(accept),
+            owner_settings::policy_version.eq(0_i64),
+            owner_settings::updated_at.eq(now),
+        ))
+        .on_conflict(owner_settings::owner_id)
+        .do_update()
+        .set((
+            owner_settings::accept_requests.eq(accept),
+            owner_settings::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Consume a ticket: one conditional `UPDATE … RETURNING`, so of any number of concurrent
+/// presentations exactly one gets the row (UMA-GRANT-54).
+pub fn consume_ticket(
+    conn: &mut DbConn,
+    hash: &str,
+    now: i64,
+) -> Result<Option<TicketRow>, StoreError> {
+    Ok(with_conn!(conn, c => diesel::update(
+        tickets::table
+            .filter(tickets::ticket_hash.eq(hash))
+            .filter(tickets::used.eq(false))
+            .filter(tickets::expires_at.gt(now)),
+    )
+    .set(tickets::used.eq(true))
+    .returning(TicketRow::as_returning())
+    .get_result(c)
+    .optional())?)
+}
+
+/// Store a rotated ticket directly (the grant's `need_info` and `request_submitted`).
+pub fn insert_ticket(conn: &mut DbConn, ticket: &NewTicket) -> Result<(), StoreError> {
+    super::uma::insert_tickets(conn, std::slice::from_ref(ticket))
+}
+
+pub fn insert_request(conn: &mut DbConn, row: &AccessRequestRow) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(access_requests::table).values(row).execute(c))
+        .map(|_| ())
+        .map_err(conflict_or)
+}
+
+/// The latest request of a (client, party) to an owner, whatever its status.
+pub fn latest_request(
+    conn: &mut DbConn,
+    owner: &str,
+    client: &str,
+    party_key: &str,
+) -> Result<Vec<AccessRequestRow>, StoreError> {
+    Ok(with_conn!(conn, c => access_requests::table
+        .filter(access_requests::owner_id.eq(owner))
+        .filter(access_requests::client_id.eq(client))
+        .filter(access_requests::party_key.eq(party_key))
+        .order(access_requests::created_at.desc())
+        .select(AccessRequestRow::as_select())
+        .limit(50)
+        .load(c))?)
+}
+
+pub fn requests_of(
+    conn: &mut DbConn,
+    owner: &str,
+    status: Option<&str>,
+) -> Result<Vec<AccessRequestRow>, StoreError> {
+    Ok(with_conn!(conn, c => {
+        let mut q = access_requests::table
+            .filter(access_requests::owner_id.eq(owner))
+            .into_boxed();
+        if let Some(s) = status {
+            q = q.filter(access_requests::status.eq(s));
+        }
+        q.order(access_requests::created_at.desc())
+            .select(AccessRequestRow::as_select())
+            .limit(500)
+            .load(c)
+    })?)
+}
+
+/// Decide a pending request (`approved` with the granted permissions, or `denied`); returns
+/// whether it was pending.
+pub fn decide_request(
+    conn: &mut DbConn,
+    owner: &str,
+    id: &str,
+    status: &str,
+    granted: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => diesel::update(
+        access_requests::table
+            .filter(access_requests::owner_id.eq(owner))
+            .filter(access_requests::id.eq(id))
+            .filter(access_requests::status.eq("pending")),
+    )
+    .set((
+        access_requests::status.eq(status),
+        access_requests::granted.eq(granted),
+        access_requests::decided_at.eq(Some(now)),
+    ))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn insert_decision(conn: &mut DbConn, row: &DecisionRow) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(grant_decisions::table).values(row).execute(c))
+        .map(|_| ())
+        .map_err(conflict_or)
+}
+
+pub fn decisions_of(
+    conn: &mut DbConn,
+    owner: &str,
+    limit: i64,
+) -> Result<Vec<DecisionRow>, StoreError> {
+    Ok(with_conn!(conn, c => grant_decisions::table
+        .filter(grant_decisions::owner_id.eq(owner))
+        .order(grant_decisions::created_at.desc())
+        .select(DecisionRow::as_select())
+        .limit(limit)
+        .load(c))?)
+}

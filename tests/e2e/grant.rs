@@ -1,0 +1,696 @@
+//! The UMA grant over HTTP (UMA Grant §3.3) with the example FHIR resource server, owner policies
+//! set through the owner API, and claims about the requesting party pushed as Custodia ID tokens
+//! or gathered at the claims interaction endpoint. Each test names the rules of
+//! `../shared/specs/uma.md` it covers.
+
+use std::net::TcpListener;
+
+use custodia_sdk::UmaChallenge;
+use custodia_tests::reqwest::Method;
+use custodia_tests::*;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+const PW: &str = "correct horse battery";
+const UMA_GRANT: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
+const ID_TOKEN_FORMAT: &str = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken";
+
+/// The example FHIR server on a free port, connected by `owner`; returns its base URL.
+async fn fhir_connected(srv: &TestServer, dir: &std::path::Path, owner: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}");
+    let rs = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "FHIR example",
+            "redirect_uris": [format!("{base}/connect/callback")],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "uma_protection",
+        }))
+        .await,
+    );
+    let (server, _) = custodia_fhir_example::start(
+        custodia_fhir_example::Settings {
+            issuer: srv.base.clone(),
+            client_id: rs.id.clone(),
+            client_secret: rs.secret.clone().unwrap_or_default(),
+            public_url: base.clone(),
+            database: dir.join("fhir.db"),
+            insecure_allow_http: true,
+        },
+        listener,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(server);
+    let browser = browser();
+    let to_as = browser
+        .get(format!("{base}/connect"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = to_as
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let login = open(&browser, &url).await;
+    let (_, page) = login.page();
+    let back = match submit_login(&browser, srv, page, owner, PW).await {
+        Landing::Redirect(_, l) => l,
+        Landing::Page(_, consent) => submit_consent(&browser, srv, &consent, "allow")
+            .await
+            .redirect()
+            .to_string(),
+    };
+    let done = browser
+        .get(&back)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.status().as_u16(), 200);
+    base
+}
+
+/// A browser signed in on `/account` as `username` (for the owner API).
+async fn owner_session(srv: &TestServer, username: &str) -> custodia_tests::reqwest::Client {
+    let b = browser();
+    let landing = open(&b, &srv.url("/account")).await;
+    let (_, page) = landing.page();
+    let csrf = input_value(page, "csrf").unwrap_or_default();
+    let resp = b
+        .post(srv.url("/account/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    b
+}
+
+async fn owner_call(
+    b: &custodia_tests::reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = b.request(method, url);
+    if let Some(v) = body {
+        req = req.json(&v);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The resource id the example registered for `label` (`Patient record`, `Observations`).
+async fn resource_id(b: &custodia_tests::reqwest::Client, srv: &TestServer, label: &str) -> String {
+    let (s, list) = owner_call(b, Method::GET, &srv.url("/owner/resources"), None).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == json!(label)))
+        .and_then(|r| r["_id"].as_str())
+        .unwrap_or_else(|| panic!("no {label} in {list}"))
+        .to_string()
+}
+
+/// A share of one resource with one of our users, for some scopes.
+fn share(srv: &TestServer, resource: &str, subject: &str, scopes: &[&str]) -> Value {
+    json!({
+        "kind": "share",
+        "resource": {"resource": resource},
+        "with": {"subject": {"issuer": srv.base, "subject": subject}},
+        "scopes": scopes,
+    })
+}
+
+/// The client app of the requesting party: confidential, UMA grant, `openid` for ID tokens.
+async fn app_client(srv: &TestServer) -> TestClient {
+    TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Clinic app",
+            "redirect_uris": ["https://client.example/cb"],
+            "claims_redirect_uris": ["https://client.example/claims"],
+            "grant_types": ["authorization_code", UMA_GRANT],
+            "scope": "openid",
+        }))
+        .await,
+    )
+}
+
+/// A fresh ticket from the resource server's challenge for `url`.
+async fn ticket_for(url: &str) -> String {
+    let resp = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 401, "{url}");
+    let h = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    UmaChallenge::parse(&h)
+        .unwrap_or_else(|e| panic!("{h}: {e}"))
+        .ticket
+        .expose_secret()
+        .to_string()
+}
+
+async fn uma_token(srv: &TestServer, app: &TestClient, form: &[(&str, &str)]) -> (u16, Value) {
+    let mut f = vec![("grant_type", UMA_GRANT)];
+    f.extend_from_slice(form);
+    token_request(srv, app, &f).await
+}
+
+fn err(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or_default()
+}
+
+// The flow of the UMA diagram with claims pushed as an ID token: UMA-GRANT-08, -10, -11, -24,
+// -46, -47, -54; an RPT the resource server accepts.
+both!(rpt_for_a_shared_resource, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, v) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    // No claims: need_info, naming the claim and the issuer, with a new ticket.
+    let t1 = ticket_for(&url).await;
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t1)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
+    assert!(!t2.is_empty() && t2 != t1, "a new ticket");
+    assert!(v["required_claims"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    assert_eq!(v["redirect_user"], json!(srv.url("/uma/claims")));
+    // The old ticket is dead.
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t1)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
+
+    // Bob's ID token, pushed: an RPT for the Patient record.
+    let bob_tokens = code_flow_tokens(&srv, &app, "bob", PW, "openid").await;
+    let id_token = bob_tokens["id_token"].as_str().unwrap_or_default();
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t2), ("claim_token", id_token), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    let rpt = v["access_token"].as_str().unwrap_or_default();
+    let (s, _, body) = bearer_json(Method::GET, &url, Some(rpt), None).await;
+    assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
+
+    // The owner sees the decisions.
+    let (s, audit) = owner_call(&owner, Method::GET, &srv.url("/owner/decisions"), None).await;
+    assert_eq!(s, 200);
+    let outcomes: Vec<&str> = audit
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d["outcome"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(outcomes.contains(&"rpt_issued") && outcomes.contains(&"need_info"), "{audit}");
+
+    // Alice herself is not bob: her ID token gets need_info, not an RPT (nothing shared with her
+    // as a requesting party).
+    let alice_tokens = code_flow_tokens(&srv, &app, "alice", PW, "openid").await;
+    let t3 = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[
+            ("ticket", &t3),
+            ("claim_token", alice_tokens["id_token"].as_str().unwrap_or_default()),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+});
+
+// UMA-GRANT-09, -11, -58: bad claim tokens are need_info with a fresh ticket and a reason;
+// half a claim token is invalid_request.
+both!(pushed_claim_tokens, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let app = app_client(&srv).await;
+    let other_app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let bob_for_other = code_flow_tokens(&srv, &other_app, "bob", PW, "openid").await;
+    let wrong_aud = bob_for_other["id_token"].as_str().unwrap_or_default().to_string();
+    let bob_tokens = code_flow_tokens(&srv, &app, "bob", PW, "openid").await;
+    let good = bob_tokens["id_token"].as_str().unwrap_or_default().to_string();
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    for (label, token, format, why) in [
+        ("wrong audience", wrong_aud.as_str(), ID_TOKEN_FORMAT, "audience"),
+        ("bad signature", tampered.as_str(), ID_TOKEN_FORMAT, "signed"),
+        ("garbage", "not-a-jwt", ID_TOKEN_FORMAT, "signed"),
+        ("unsupported format", good.as_str(), "urn:example:saml", "not supported"),
+        ("an access token", bob_tokens["access_token"].as_str().unwrap_or_default(), ID_TOKEN_FORMAT, "access token"),
+    ] {
+        let t = ticket_for(&url).await;
+        let (s, v) = uma_token(
+            &srv,
+            &app,
+            &[("ticket", &t), ("claim_token", token), ("claim_token_format", format)],
+        )
+        .await;
+        assert_eq!((s, err(&v)), (403, "need_info"), "{label}: {v}");
+        assert!(v["ticket"].as_str().is_some_and(|n| n != t), "{label}: a new ticket");
+        assert!(
+            v["error_description"].as_str().is_some_and(|d| d.contains(why)),
+            "{label}: {v}"
+        );
+    }
+    // Expired: an ID token for bob issued long enough ago (signed with Custodia's own keys).
+    let minter = custodia_server::protocol::tokens::Minter::from_core(&srv.core);
+    let long_ago = srv.core.now() - srv.core.config.id_token_ttl as i64 - 10;
+    let expired = minter
+        .mint_id_token(&bob, &app.id, None, long_ago, "at", long_ago)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &expired), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(v["error_description"].as_str().is_some_and(|d| d.contains("expired")), "{v}");
+    // Half a claim token.
+    for form in [
+        vec![("ticket", t.as_str()), ("claim_token", "x")],
+        vec![("ticket", t.as_str()), ("claim_token_format", ID_TOKEN_FORMAT)],
+    ] {
+        let (s, v) = uma_token(&srv, &app, &form).await;
+        assert_eq!((s, err(&v)), (400, "invalid_request"), "{v}");
+    }
+    let (s, v) = uma_token(&srv, &app, &[]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_request"), "no ticket: {v}");
+});
+
+// UMA-GRANT-49, -50, -52: the owner accepts requests → request_submitted with a new ticket and
+// an interval; the owner approves → the next poll gets an RPT; a denied request stays denied.
+both!(request_submitted_approved_and_denied, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    srv.add_user("bob", PW).await;
+    srv.add_user("carol", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let id_token = |u: &'static str| {
+        let (srv, app) = (&srv, &app);
+        async move {
+            code_flow_tokens(srv, app, u, PW, "openid").await["id_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let bob = id_token("bob").await;
+    // The owner does not accept requests: request_denied.
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &bob), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_denied"), "{v}");
+
+    let (s, _) = owner_call(
+        &owner,
+        Method::PUT,
+        &srv.url("/owner/settings"),
+        Some(json!({"accept_requests": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &bob), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
+    assert!(v["interval"].as_u64().is_some_and(|i| i > 0));
+    let polled = v["ticket"].as_str().unwrap_or_default().to_string();
+    assert_ne!(polled, t);
+    let (s, pending) = owner_call(
+        &owner,
+        Method::GET,
+        &srv.url("/owner/requests?status=pending"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let id = pending[0]["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
+    // UMA-GRANT-52: the new ticket outlives the polling interval by far.
+    let info = custodia_server::protocol::permission::peek(&srv.core, &polled, srv.core.now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the polling ticket is live"));
+    assert!(info.expires_at - srv.core.now() > 10 * v["interval"].as_i64().unwrap_or(0));
+    // Polling before the owner decides: still submitted, a new ticket again. (The interval is the
+    // client's to honour; the clock is not moved here because the resource server checks the
+    // RPT's `iat` against its own clock.)
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &polled), ("claim_token", &bob), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
+    let polled = v["ticket"].as_str().unwrap_or_default().to_string();
+    let (s, v) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url(&format!("/owner/requests/{id}/approve")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &polled), ("claim_token", &bob), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(s, 200, "approved: {v}");
+    let (s, _, _) = bearer_json(Method::GET, &url, v["access_token"].as_str(), None).await;
+    assert_eq!(s, 200);
+
+    // Carol asks, the owner denies: request_denied from then on.
+    let carol = id_token("carol").await;
+    let t = ticket_for(&url).await;
+    let (_, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &carol), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(err(&v), "request_submitted", "{v}");
+    let polled = v["ticket"].as_str().unwrap_or_default().to_string();
+    let (_, pending) = owner_call(
+        &owner,
+        Method::GET,
+        &srv.url("/owner/requests?status=pending"),
+        None,
+    )
+    .await;
+    let id = pending[0]["id"].as_str().unwrap_or_default().to_string();
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url(&format!("/owner/requests/{id}/deny")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &polled), ("claim_token", &carol), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_denied"), "{v}");
+});
+
+// UMA-GRANT-54 under concurrency: 20 presentations of one ticket, exactly one is not
+// `invalid_grant`.
+both!(one_ticket_one_answer_under_concurrency, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let app = app_client(&srv).await;
+    let id_token = code_flow_tokens(&srv, &app, "bob", PW, "openid").await["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let t = ticket_for(&format!("{fhir}/fhir/Patient/{alice}")).await;
+    let results = join_all((0..20).map(|_| {
+        let (srv, app, t, id) = (&srv, &app, t.clone(), id_token.clone());
+        async move {
+            uma_token(
+                srv,
+                app,
+                &[("ticket", &t), ("claim_token", &id), ("claim_token_format", ID_TOKEN_FORMAT)],
+            )
+            .await
+        }
+    }))
+    .await;
+    let rpts = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(rpts, 1, "{results:?}");
+    for (s, v) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*s, err(v)), (400, "invalid_grant"));
+    }
+});
+
+// UMA-GRANT-17..25: claims gathered at the claims interaction endpoint (local sign-in), and
+// every bad interaction request is an error page, never a redirect.
+both!(interactive_claims_gathering, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let t1 = ticket_for(&url).await;
+    let (_, v) = uma_token(&srv, &app, &[("ticket", &t1)]).await;
+    let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
+    let interact = v["redirect_user"].as_str().unwrap_or_default().to_string();
+
+    // Bad requests: a page, no Location.
+    for (label, q) in [
+        ("unknown client", vec![("client_id", "nobody"), ("ticket", t2.as_str())]),
+        ("no client", vec![("ticket", t2.as_str())]),
+        (
+            "unregistered redirect",
+            vec![
+                ("client_id", app.id.as_str()),
+                ("ticket", t2.as_str()),
+                ("claims_redirect_uri", "https://client.example/claims/"),
+            ],
+        ),
+        (
+            "the OAuth redirect URI",
+            vec![
+                ("client_id", app.id.as_str()),
+                ("ticket", t2.as_str()),
+                ("claims_redirect_uri", "https://client.example/cb"),
+            ],
+        ),
+        ("unknown ticket", vec![("client_id", app.id.as_str()), ("ticket", "cst_pt_nope")]),
+    ] {
+        let resp = browser()
+            .get(format!(
+                "{interact}?{}",
+                serde_urlencoded::to_string(&q).unwrap_or_default()
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 400, "{label}");
+        assert!(resp.headers().get("location").is_none(), "{label}: no redirect");
+    }
+
+    // Bob signs in at Custodia; back at the client with a new ticket and the state.
+    let b = browser();
+    let q = serde_urlencoded::to_string([
+        ("client_id", app.id.as_str()),
+        ("ticket", t2.as_str()),
+        ("claims_redirect_uri", "https://client.example/claims"),
+        ("state", "xyz"),
+    ])
+    .unwrap_or_default();
+    let login = open(&b, &format!("{interact}?{q}")).await;
+    let (status, page) = login.page();
+    assert_eq!(status, 200);
+    let csrf = input_value(page, "csrf").unwrap_or_default();
+    let request = input_value(page, "request").unwrap_or_default();
+    let resp = b
+        .post(srv.url("/uma/claims/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("username", "bob"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    let back = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(back.starts_with("https://client.example/claims?"), "{back}");
+    let q = query(&back);
+    assert_eq!(q.get("state").map(String::as_str), Some("xyz"));
+    assert_eq!(q.get("authorization_state").map(String::as_str), Some("claims_submitted"));
+    let t3 = q.get("ticket").cloned().unwrap_or_default();
+    assert!(!t3.is_empty() && t3 != t2, "a new ticket (UMA-GRANT-24)");
+    // The ticket used at the interaction endpoint is dead at the token endpoint (UMA-GRANT-54).
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t2)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
+    // Another client cannot use the gathered claims.
+    let thief = app_client(&srv).await;
+    let (s, v) = uma_token(&srv, &thief, &[("ticket", &t3)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "claims are the gathering client's: {v}");
+    // The gathering client, with a fresh round: RPT.
+    let t4 = ticket_for(&url).await;
+    let (_, v) = uma_token(&srv, &app, &[("ticket", &t4)]).await;
+    let t5 = v["ticket"].as_str().unwrap_or_default().to_string();
+    let q = serde_urlencoded::to_string([("client_id", app.id.as_str()), ("ticket", t5.as_str())])
+        .unwrap_or_default();
+    // Bob still has his session: straight back (the single registered URI is used).
+    let resp = b
+        .get(format!("{interact}?{q}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    let back = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(back.starts_with("https://client.example/claims?"), "{back}");
+    assert!(!query(&back).contains_key("state"), "no state sent, none echoed (UMA-GRANT-25)");
+    let t6 = query(&back).remove("ticket").unwrap_or_default();
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t6)]).await;
+    assert_eq!(s, 200, "{v}");
+});
+
+// The owner API: invalid Cedar is refused with its location; one owner cannot see or delete
+// another's policies; nothing an owner writes grants access to another owner's resource.
+both!(owner_policies_are_validated_and_private, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    srv.add_user("bob", PW).await;
+    let mallory = srv.add_user("mallory", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let alice_api = owner_session(&srv, "alice").await;
+    let mallory_api = owner_session(&srv, "mallory").await;
+    let (s, v) = owner_call(
+        &alice_api,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(json!({"kind": "cedar", "text": "permit(principal, action, resource) when { principal.nonsense ==  };"})),
+    )
+    .await;
+    assert_eq!((s, err(&v)), (400, "invalid_policy"), "{v}");
+    let d = &v["diagnostics"][0];
+    assert!(d["line"].as_u64().is_some() && d["column"].as_u64().is_some(), "{v}");
+    // Mallory writes the widest policy there is, for herself.
+    let (s, v) = owner_call(
+        &mallory_api,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(json!({"kind": "cedar", "text": "permit(principal, action, resource);"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let policy_id = v["id"].as_str().unwrap_or_default().to_string();
+    let (s, _) = owner_call(
+        &alice_api,
+        Method::DELETE,
+        &srv.url(&format!("/owner/policies/{policy_id}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "alice cannot delete mallory's policy");
+    let (_, list) = owner_call(&alice_api, Method::GET, &srv.url("/owner/policies"), None).await;
+    assert_eq!(list, json!([]), "alice sees only her own");
+    // …and it does not open alice's records to mallory.
+    let app = app_client(&srv).await;
+    let id_token = code_flow_tokens(&srv, &app, "mallory", PW, "openid").await["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let t = ticket_for(&format!("{fhir}/fhir/Patient/{alice}")).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &id_token), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_denied"), "{v}");
+    let _ = mallory;
+    // Without a session or token: 401.
+    let (s, _) = owner_call(&http(), Method::GET, &srv.url("/owner/policies"), None).await;
+    assert_eq!(s, 401);
+});
