@@ -17,6 +17,16 @@ const ID_TOKEN_FORMAT: &str = "http://openid.net/specs/openid-connect-core-1_0.h
 
 /// The example FHIR server on a free port, connected by `owner`; returns its base URL.
 async fn fhir_connected(srv: &TestServer, dir: &std::path::Path, owner: &str) -> String {
+    fhir_connected_with(srv, dir, owner, custodia_sdk::Verification::Local).await
+}
+
+/// The same, choosing how the example verifies RPTs.
+async fn fhir_connected_with(
+    srv: &TestServer,
+    dir: &std::path::Path,
+    owner: &str,
+    verification: custodia_sdk::Verification,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let base = format!("http://127.0.0.1:{port}");
@@ -37,6 +47,8 @@ async fn fhir_connected(srv: &TestServer, dir: &std::path::Path, owner: &str) ->
             public_url: base.clone(),
             database: dir.join("fhir.db"),
             insecure_allow_http: true,
+            verification,
+            introspection_cache: std::time::Duration::from_secs(0),
         },
         listener,
     )
@@ -693,4 +705,120 @@ both!(owner_policies_are_validated_and_private, [
     // Without a session or token: 401.
     let (s, _) = owner_call(&http(), Method::GET, &srv.url("/owner/policies"), None).await;
     assert_eq!(s, 401);
+});
+
+// UMA-FED-40 and the owner's word taking effect at once: the example server verifies RPTs by
+// introspection; deleting the policy that granted an RPT, or withdrawing an approval, makes the
+// next call fail (and introspection stop showing the permission).
+both!(owner_revokes_and_the_next_call_fails, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    srv.add_user("carol", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir =
+        fhir_connected_with(&srv, dir.path(), "alice", custodia_sdk::Verification::Introspection)
+            .await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, v) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let policy = v["id"].as_str().unwrap_or_default().to_string();
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let id_token = |u: &'static str| {
+        let (srv, app) = (&srv, &app);
+        async move {
+            code_flow_tokens(srv, app, u, PW, "openid").await["id_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let bob_id = id_token("bob").await;
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &bob_id), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let (s, _, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = owner_call(
+        &owner,
+        Method::DELETE,
+        &srv.url(&format!("/owner/policies/{policy}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, h, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!(s, 401, "the next call fails");
+    assert!(h.get("www-authenticate").is_some());
+
+    // An approval withdrawn: the same.
+    let (s, _) = owner_call(
+        &owner,
+        Method::PUT,
+        &srv.url("/owner/settings"),
+        Some(json!({"accept_requests": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let carol = id_token("carol").await;
+    let t = ticket_for(&url).await;
+    let (_, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &carol), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(err(&v), "request_submitted", "{v}");
+    let polled = v["ticket"].as_str().unwrap_or_default().to_string();
+    let (_, pending) = owner_call(
+        &owner,
+        Method::GET,
+        &srv.url("/owner/requests?status=pending"),
+        None,
+    )
+    .await;
+    let id = pending[0]["id"].as_str().unwrap_or_default().to_string();
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url(&format!("/owner/requests/{id}/approve")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &polled), ("claim_token", &carol), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let (s, _, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url(&format!("/owner/requests/{id}/deny")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "an approval can be withdrawn");
+    let (s, _, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!(s, 401, "the next call fails");
 });

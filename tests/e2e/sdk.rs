@@ -285,6 +285,7 @@ both!(sdk_rpt_verification, |srv| {
 
 /// Start the example FHIR server against `srv`; returns its base URL and the RS client.
 async fn start_fhir(srv: &TestServer, dir: &std::path::Path) -> (String, TestClient) {
+    let verification = Verification::Local;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let base = format!("http://127.0.0.1:{port}");
@@ -305,6 +306,8 @@ async fn start_fhir(srv: &TestServer, dir: &std::path::Path) -> (String, TestCli
             public_url: base.clone(),
             database: dir.join("fhir.db"),
             insecure_allow_http: true,
+            verification,
+            introspection_cache: std::time::Duration::from_secs(0),
         },
         listener,
     )

@@ -1,3 +1,4 @@
+DROP TABLE rpt_grounds;
 ALTER TABLE tickets DROP COLUMN claims;
 DROP TABLE grant_decisions;
 DROP TABLE access_requests;

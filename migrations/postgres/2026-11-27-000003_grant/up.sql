@@ -51,3 +51,17 @@ CREATE INDEX grant_decisions_owner ON grant_decisions(owner_id, created_at);
 
 -- Claims gathered for a ticket (interactive claims gathering) travel with the ticket.
 ALTER TABLE tickets ADD COLUMN claims TEXT;
+
+-- Why each scope of an RPT was granted: a policy (it still exists) or an approved request (it is
+-- still approved). Introspection shows a permission only while one of its grounds holds, so
+-- deleting a policy or withdrawing an approval takes effect at once.
+CREATE TABLE rpt_grounds (
+    jti TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    policy_id TEXT,
+    request_id TEXT,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX rpt_grounds_jti ON rpt_grounds(jti);
+CREATE INDEX rpt_grounds_expires ON rpt_grounds(expires_at);

@@ -31,7 +31,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use custodia_sdk::actix::{Authorized, Requirement, UmaGuard};
 use custodia_sdk::{
     ClientConfig, ClientSecret, MemoryPatStore, Pat, PatStore, PendingAuthorization,
-    ResourceDescription, RptVerifier, UmaClient,
+    ResourceDescription, RptVerifier, UmaClient, Verification,
 };
 use serde_json::{Value, json};
 
@@ -63,6 +63,11 @@ pub struct Settings {
     pub database: PathBuf,
     /// Allow `http` issuers (loopback development and tests only).
     pub insecure_allow_http: bool,
+    /// How RPTs are verified: locally (JWT against the JWKS; fast, revocation seen when the RPT
+    /// expires) or by introspection with the owner's PAT (revocation seen at once).
+    pub verification: Verification,
+    /// How long an introspection answer is reused (0: never).
+    pub introspection_cache: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +85,7 @@ pub struct AppState {
     pub uma: UmaClient,
     pub pats: Arc<MemoryPatStore>,
     pub store: Store,
+    verification: Verification,
     /// Pending PAT authorizations by `state` (bound to the browser by a cookie).
     pending: Mutex<HashMap<String, PendingAuthorization>>,
 }
@@ -137,9 +143,11 @@ pub fn start(
         uma: uma.clone(),
         pats: pats.clone(),
         store,
+        verification: settings.verification,
         pending: Mutex::new(HashMap::new()),
     });
-    let verifier = RptVerifier::new(&uma);
+    let verifier =
+        RptVerifier::new(&uma).with_introspection_cache(settings.introspection_cache, 10_000);
     let guard = web::Data::new(
         UmaGuard::new(uma, verifier, pats)
             .with_realm("fhir")?
@@ -344,7 +352,8 @@ async fn requirement(
         .into());
     };
     let [read, w] = scopes_of(fhir_type);
-    Ok(Requirement::new(owner, id, [if write { w } else { read }]))
+    Ok(Requirement::new(owner, id, [if write { w } else { read }])
+        .with_verification(state.verification))
 }
 
 /// The guard's resolver for the routes that use the [`Authorized`] extractor.

@@ -1,6 +1,6 @@
 //! `custodia-fhir-example`: run the example FHIR resource server.
 //!
-//! Settings (environment): `FHIR_BIND` (default `127.0.0.1:8090`), `FHIR_PUBLIC_URL` (default
+//! Settings (environment): `FHIR_VERIFY` (`local`, the default, or `introspection`), `FHIR_BIND` (default `127.0.0.1:8090`), `FHIR_PUBLIC_URL` (default
 //! `http://` + bind), `FHIR_DATABASE` (default `fhir-example.db`), `CUSTODIA_ISSUER` (default
 //! `http://127.0.0.1:8080`), `FHIR_CLIENT_ID` and `FHIR_CLIENT_SECRET` (required: register the
 //! server with `custodia client add --name "FHIR example" --grant-type authorization_code
@@ -41,6 +41,11 @@ async fn main() -> std::process::ExitCode {
             .unwrap_or_else(|| "fhir-example.db".into())
             .into(),
         insecure_allow_http,
+        verification: match env("FHIR_VERIFY").as_deref() {
+            Some("introspection") => custodia_sdk::Verification::Introspection,
+            _ => custodia_sdk::Verification::Local,
+        },
+        introspection_cache: std::time::Duration::from_secs(5),
     };
     let listener = match TcpListener::bind(&bind) {
         Ok(l) => l,

@@ -142,6 +142,7 @@ async fn housekeeping(state: Arc<AppState>) {
                     crate::store::grants::prune(c, now)?;
                     crate::store::sessions::prune(c, now)?;
                     crate::store::uma::prune(c, now)?;
+                    crate::store::grant::prune(c, now)?;
                     crate::store::keys::prune(c, now).map(|_| ())
                 })
                 .map_err(|e| e.to_string())

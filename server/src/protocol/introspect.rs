@@ -100,6 +100,55 @@ async fn own_permissions(
     ))
 }
 
+/// The permissions of an RPT whose grounds still hold (a policy that still exists, a request
+/// still approved): deleting a policy or withdrawing an approval takes effect at once. RPTs with no
+/// recorded grounds (none are issued so) are shown as they are.
+async fn grounded(
+    core: &Core,
+    claims: &Map<String, Value>,
+    permissions: Value,
+) -> Result<Value, OAuthError> {
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(live) = core
+        .store
+        .run(move |c| crate::store::grant::live_grounds(c, &jti))
+        .await?
+    else {
+        return Ok(permissions);
+    };
+    let mut out = vec![];
+    for mut p in permissions.as_array().cloned().unwrap_or_default() {
+        let rid = p
+            .get("resource_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let scopes: Vec<Value> = p
+            .get("resource_scopes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| {
+                s.as_str()
+                    .is_some_and(|s| live.iter().any(|(r, l)| *r == rid && l == s))
+            })
+            .collect();
+        if scopes.is_empty() {
+            continue;
+        }
+        if let Some(o) = p.as_object_mut() {
+            o.insert("resource_scopes".into(), Value::Array(scopes));
+        }
+        out.push(p);
+    }
+    Ok(Value::Array(out))
+}
+
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
 fn bearer_of(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
@@ -158,6 +207,7 @@ pub async fn introspect(
                         Some(pat) => own_permissions(core, pat, p).await?,
                         None => p.clone(),
                     };
+                    let p = grounded(core, &t.claims, p).await?;
                     if p.as_array().is_none_or(Vec::is_empty) {
                         return Ok(inactive);
                     }

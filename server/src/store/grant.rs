@@ -5,7 +5,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{access_requests, grant_decisions, owner_settings, policies, tickets};
+use super::schema::{
+    access_requests, grant_decisions, owner_settings, policies, rpt_grounds, tickets,
+};
 use super::uma::{NewTicket, TicketRow};
 use super::{DbConn, StoreError, conflict_or};
 use crate::{with_conn, with_tx};
@@ -213,8 +215,9 @@ pub fn requests_of(
     })?)
 }
 
-/// Decide a pending request (`approved` with the granted permissions, or `denied`); returns
-/// whether it was pending.
+/// Decide a request: approve a pending one (with the granted permissions), or deny a pending or
+/// approved one (withdrawing an approval ends the RPT permissions it grounded). Returns whether
+/// there was such a request.
 pub fn decide_request(
     conn: &mut DbConn,
     owner: &str,
@@ -227,7 +230,11 @@ pub fn decide_request(
         access_requests::table
             .filter(access_requests::owner_id.eq(owner))
             .filter(access_requests::id.eq(id))
-            .filter(access_requests::status.eq("pending")),
+            .filter(access_requests::status.eq_any(if status == "denied" {
+                &["pending", "approved"][..]
+            } else {
+                &["pending"][..]
+            })),
     )
     .set((
         access_requests::status.eq(status),
@@ -236,6 +243,67 @@ pub fn decide_request(
     ))
     .execute(c))?;
     Ok(n == 1)
+}
+
+/// One reason a scope of an RPT was granted.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rpt_grounds)]
+pub struct GroundRow {
+    pub jti: String,
+    pub resource_id: String,
+    pub scope: String,
+    pub policy_id: Option<String>,
+    pub request_id: Option<String>,
+    pub expires_at: i64,
+}
+
+pub fn insert_grounds(conn: &mut DbConn, rows: &[GroundRow]) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(rpt_grounds::table).values(rows).execute(c))?;
+    Ok(())
+}
+
+/// The grounds of an RPT that still hold: their policy still exists, or their request is still
+/// approved. `None` when the RPT has no recorded grounds at all.
+pub fn live_grounds(
+    conn: &mut DbConn,
+    jti: &str,
+) -> Result<Option<Vec<(String, String)>>, StoreError> {
+    with_conn!(conn, c => {
+        let rows: Vec<GroundRow> = rpt_grounds::table
+            .filter(rpt_grounds::jti.eq(jti))
+            .select(GroundRow::as_select())
+            .load(c)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let policy_ids: Vec<String> = rows.iter().filter_map(|r| r.policy_id.clone()).collect();
+        let request_ids: Vec<String> = rows.iter().filter_map(|r| r.request_id.clone()).collect();
+        let live_policies: Vec<String> = policies::table
+            .filter(policies::id.eq_any(&policy_ids))
+            .select(policies::id)
+            .load(c)?;
+        let live_requests: Vec<String> = access_requests::table
+            .filter(access_requests::id.eq_any(&request_ids))
+            .filter(access_requests::status.eq("approved"))
+            .select(access_requests::id)
+            .load(c)?;
+        let mut out: Vec<(String, String)> = vec![];
+        for r in rows {
+            let holds = r.policy_id.as_ref().is_some_and(|p| live_policies.contains(p))
+                || r.request_id.as_ref().is_some_and(|q| live_requests.contains(q));
+            let key = (r.resource_id, r.scope);
+            if holds && !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        Ok(Some(out))
+    })
+}
+
+/// Forget the grounds of expired RPTs (housekeeping).
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::delete(rpt_grounds::table.filter(rpt_grounds::expires_at.lt(now))).execute(c))?;
+    Ok(())
 }
 
 pub fn insert_decision(conn: &mut DbConn, row: &DecisionRow) -> Result<(), StoreError> {

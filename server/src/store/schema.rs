@@ -200,6 +200,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rpt_grounds (jti, resource_id, scope) {
+        jti -> Text,
+        resource_id -> Text,
+        scope -> Text,
+        policy_id -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(ticket_resources -> tickets (ticket_hash));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -220,4 +231,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     owner_settings,
     access_requests,
     grant_decisions,
+    rpt_grounds,
 );

@@ -33,7 +33,7 @@ use super::super::policies::{self, resource_info};
 use super::super::scope;
 use super::super::tokens::{Minter, RptPermission, RptSpec, TokenResponse};
 use crate::secrets::{Secret, SecretKind, new_id};
-use crate::store::grant::{self as store, AccessRequestRow, DecisionRow};
+use crate::store::grant::{self as store, AccessRequestRow, DecisionRow, GroundRow};
 use crate::store::uma::{self, NewTicket, ResourceRow, TicketResourceRow, TicketRow};
 
 /// The grant type (UMA Grant §3.3.1).
@@ -133,8 +133,8 @@ fn wanted(
     out
 }
 
-/// Scopes an approved request of this (client, party) grants on a resource.
-fn approved_scopes(requests: &[AccessRequestRow], resource_id: &str) -> Vec<String> {
+/// Scopes an approved request of this (client, party) grants on a resource, with the request.
+fn approved_scopes(requests: &[AccessRequestRow], resource_id: &str) -> Vec<(String, String)> {
     let mut out = vec![];
     for r in requests.iter().filter(|r| r.status == "approved") {
         let granted: Vec<RequestedPermission> = r
@@ -143,7 +143,7 @@ fn approved_scopes(requests: &[AccessRequestRow], resource_id: &str) -> Vec<Stri
             .and_then(|g| serde_json::from_str(g).ok())
             .unwrap_or_default();
         for p in granted.into_iter().filter(|p| p.resource_id == resource_id) {
-            out.extend(p.resource_scopes);
+            out.extend(p.resource_scopes.into_iter().map(|s| (s, r.id.clone())));
         }
     }
     out
@@ -246,6 +246,8 @@ pub async fn issue(
     let mut granted: Vec<RptPermission> = vec![];
     let mut denied: Vec<(ResourceRow, String)> = vec![];
     let mut deciding: Vec<String> = vec![];
+    // Why each granted scope was granted: (resource, scope, policy, request).
+    let mut grounds: Vec<(String, String, Option<String>, Option<String>)> = vec![];
     for (resource, scopes) in &wanted {
         let info = resource_info(resource);
         let approved = approved_scopes(&requests, &resource.id);
@@ -253,9 +255,13 @@ pub async fn issue(
         for s in scopes {
             let d = owner_policies.decide(&party, &info, s, &ctx);
             if d.permit {
+                for p in &d.policies {
+                    grounds.push((resource.id.clone(), s.clone(), Some(p.clone()), None));
+                }
                 deciding.extend(d.policies);
                 ok.push(s.clone());
-            } else if approved.contains(s) {
+            } else if let Some((_, request)) = approved.iter().find(|(a, _)| a == s) {
+                grounds.push((resource.id.clone(), s.clone(), None, Some(request.clone())));
                 ok.push(s.clone());
             } else {
                 denied.push((resource.clone(), s.clone()));
@@ -394,10 +400,24 @@ pub async fn issue(
         },
         now,
     )?;
+    let rows: Vec<GroundRow> = grounds
+        .into_iter()
+        .map(|(resource_id, scope, policy_id, request_id)| GroundRow {
+            jti: access_row.jti.clone(),
+            resource_id,
+            scope,
+            policy_id,
+            request_id,
+            expires_at: exp,
+        })
+        .collect();
     core.store.record_access_token(access_row).await?;
     let d = record("rpt_issued", &granted);
     core.store
-        .run(move |c| store::insert_decision(c, &d))
+        .run(move |c| {
+            store::insert_grounds(c, &rows)?;
+            store::insert_decision(c, &d)
+        })
         .await?;
     Ok(TokenResponse {
         access_token: token,
