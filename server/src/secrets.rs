@@ -21,6 +21,7 @@ pub enum SecretKind {
     InitialAccessToken,
     Csrf,
     PermissionTicket,
+    Pct,
 }
 
 impl SecretKind {
@@ -34,6 +35,7 @@ impl SecretKind {
             SecretKind::InitialAccessToken => "cst_iat_",
             SecretKind::Csrf => "cst_csrf_",
             SecretKind::PermissionTicket => "cst_pt_",
+            SecretKind::Pct => "cst_pct_",
         }
     }
 }

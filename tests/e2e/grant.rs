@@ -822,3 +822,103 @@ both!(owner_revokes_and_the_next_call_fails, [
     let (s, _, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
     assert_eq!(s, 401, "the next call fails");
 });
+
+// UMA-GRANT-12, -14, -57, -63: a PCT from claims gathered with the requesting party's agreement
+// skips a repeat sign-in, is its client's alone and revocable; an RPT upgrade keeps the old
+// permissions (`upgraded`).
+both!(pct_reuse_and_rpt_upgrade, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    for (label, scope) in [
+        ("Patient record", "patient/Patient.read"),
+        ("Observations", "patient/Observation.read"),
+    ] {
+        let rid = resource_id(&owner, &srv, label).await;
+        let (s, v) = owner_call(
+            &owner,
+            Method::POST,
+            &srv.url("/owner/policies"),
+            Some(share(&srv, &rid, &bob, &[scope])),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let app = app_client(&srv).await;
+    let patient_url = format!("{fhir}/fhir/Patient/{alice}");
+    let obs_url = format!("{fhir}/fhir/Observation?patient={alice}");
+
+    // Bob signs in at the claims interaction endpoint and lets the app remember him.
+    let t = ticket_for(&patient_url).await;
+    let (_, v) = uma_token(&srv, &app, &[("ticket", &t)]).await;
+    let t = v["ticket"].as_str().unwrap_or_default().to_string();
+    let b = browser();
+    let q = serde_urlencoded::to_string([("client_id", app.id.as_str()), ("ticket", t.as_str())])
+        .unwrap_or_default();
+    let login = open(&b, &format!("{}?{q}", srv.url("/uma/claims"))).await;
+    let (_, page) = login.page();
+    assert!(page.contains("name=\"remember\""), "the page offers to remember");
+    let resp = b
+        .post(srv.url("/uma/claims/login"))
+        .form(&[
+            ("csrf", input_value(page, "csrf").unwrap_or_default().as_str()),
+            ("request", input_value(page, "request").unwrap_or_default().as_str()),
+            ("username", "bob"),
+            ("password", PW),
+            ("remember", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let t = query(&back).remove("ticket").unwrap_or_default();
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t)]).await;
+    assert_eq!(s, 200, "{v}");
+    let rpt1 = v["access_token"].as_str().unwrap_or_default().to_string();
+    let pct = v["pct"].as_str().unwrap_or_default().to_string();
+    assert!(pct.starts_with("cst_pct_"), "{v}");
+    assert!(v.get("upgraded").is_none());
+    assert!(!srv.dump_database().await.contains(&pct), "the PCT is stored hashed");
+    let (s, _, _) = bearer_json(Method::GET, &obs_url, Some(&rpt1), None).await;
+    assert_eq!(s, 401, "the first RPT covers the Patient record only");
+
+    // The PCT skips a sign-in; the upgrade keeps the Patient permission.
+    let t = ticket_for(&obs_url).await;
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct), ("rpt", &rpt1)]).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["upgraded"], json!(true));
+    let rpt2 = v["access_token"].as_str().unwrap_or_default().to_string();
+    for url in [&patient_url, &obs_url] {
+        let (s, _, _) = bearer_json(Method::GET, url, Some(&rpt2), None).await;
+        assert_eq!(s, 200, "{url}");
+    }
+
+    // Another client cannot use the PCT, nor upgrade this client's RPT.
+    let other = app_client(&srv).await;
+    let t = ticket_for(&obs_url).await;
+    let (s, v) = uma_token(&srv, &other, &[("ticket", &t), ("pct", &pct)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
+    let (s, v) = uma_token(&srv, &other, &[("ticket", &t), ("rpt", &rpt2)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "the ticket survived the refusals: {v}");
+
+    // Revoked (token type hint `pct`): no more reuse.
+    let resp = http()
+        .post(srv.url("/revoke"))
+        .basic_auth(&app.id, app.secret.as_deref())
+        .form(&[("token", pct.as_str()), ("token_type_hint", "pct")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
+});

@@ -65,3 +65,15 @@ CREATE TABLE rpt_grounds (
 );
 CREATE INDEX rpt_grounds_jti ON rpt_grounds(jti);
 CREATE INDEX rpt_grounds_expires ON rpt_grounds(expires_at);
+
+-- Persisted claims tokens (UMA Grant §3.3.1, §5.2): stored only as a SHA-256 hash, bound to the
+-- client they were issued to, revocable; the claims they stand for are JSON.
+CREATE TABLE pcts (
+    pct_hash TEXT PRIMARY KEY NOT NULL,
+    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    claims TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked BOOLEAN NOT NULL DEFAULT false,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX pcts_expires ON pcts(expires_at);

@@ -1,3 +1,4 @@
+DROP TABLE pcts;
 DROP TABLE rpt_grounds;
 ALTER TABLE tickets DROP COLUMN claims;
 DROP TABLE grant_decisions;

@@ -50,6 +50,7 @@ fn login_page(
                 request: "",
                 username,
                 error: message,
+                remember_option: false,
             }
             .render(),
         )

@@ -100,6 +100,7 @@ fn login_page(
         request: &request,
         username,
         error: message,
+        remember_option: false,
     };
     let mut resp = html(StatusCode::OK, page.render());
     if new {

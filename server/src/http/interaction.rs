@@ -38,6 +38,7 @@ fn login_page(
             request: &request,
             username,
             error: message,
+            remember_option: true,
         }
         .render(),
     );
@@ -59,10 +60,12 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         Err(e) => return error::page(&e),
     };
     match current_session(&state, &req, now).await {
-        Ok(Some((_, user))) => match interaction::complete(&state.core, &it, &user, now).await {
-            Ok(url) => see_other(&url),
-            Err(e) => error::page(&e),
-        },
+        Ok(Some((_, user))) => {
+            match interaction::complete(&state.core, &it, &user, false, now).await {
+                Ok(url) => see_other(&url),
+                Err(e) => error::page(&e),
+            }
+        }
         Ok(None) => login_page(&state, &req, &it, "", None),
         Err(e) => error::page(&e),
     }
@@ -114,7 +117,8 @@ pub async fn login(
         Ok(s) => s,
         Err(e) => return error::page(&OAuthError::internal(e)),
     };
-    let mut resp = match interaction::complete(&state.core, &it, &user, now).await {
+    let persist = form.get("remember") == Some("yes");
+    let mut resp = match interaction::complete(&state.core, &it, &user, persist, now).await {
         Ok(url) => see_other(&url),
         Err(e) => error::page(&e),
     };

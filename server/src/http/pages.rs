@@ -17,6 +17,8 @@ pub struct LoginPage<'a> {
     pub request: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Offer the requesting party to let the client reuse the gathered claims (a PCT).
+    pub remember_option: bool,
 }
 
 #[derive(Template)]

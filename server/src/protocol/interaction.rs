@@ -74,11 +74,13 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<Interaction,
 }
 
 /// The requesting party signed in: use up the ticket, attach the user's verified claims to a new
-/// one, and return the URL to send the browser back to.
+/// one, and return the URL to send the browser back to. `persist`: the requesting party agreed
+/// that the client may reuse these claims (the grant then issues a PCT).
 pub async fn complete(
     core: &Core,
     it: &Interaction,
     user: &UserRow,
+    persist: bool,
     now: i64,
 ) -> Result<String, OAuthError> {
     let hash = Secret::new(it.ticket.clone()).hash();
@@ -99,6 +101,7 @@ pub async fn complete(
         "preferred_username": user.username,
         "name": user.name,
         "client_id": it.client.id,
+        "persist": persist,
     });
     let fresh = Secret::generate(SecretKind::PermissionTicket);
     let hash = fresh.hash();

@@ -135,7 +135,7 @@ async fn grounded(
             .into_iter()
             .filter(|s| {
                 s.as_str()
-                    .is_some_and(|s| live.iter().any(|(r, l)| *r == rid && l == s))
+                    .is_some_and(|s| live.iter().any(|g| g.resource_id == rid && g.scope == s))
             })
             .collect();
         if scopes.is_empty() {

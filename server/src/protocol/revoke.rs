@@ -1,6 +1,6 @@
 //! Token revocation (RFC 7009): the caller authenticates; revoking a refresh token revokes its
 //! whole grant (every refresh and access token issued from it, §2.1); revoking an access token
-//! revokes that token. Tokens that are unknown, invalid or another client's are answered with 200
+//! revokes that token; revoking a PCT (UMA Grant §3.7) ends its reuse. Tokens that are unknown, invalid or another client's are answered with 200
 //! and left alone (§2.2), so revocation tells nothing about tokens.
 
 use super::Core;
@@ -56,6 +56,10 @@ pub async fn revoke(
                     grants::revoke_grant(c, &row.grant_id)?;
                     tracing::info!(target: "audit", event = "grant_revoked", client_id = %caller_id, grant_id = %row.grant_id);
                 }
+            // A PCT (UMA Grant §3.7, token type hint `pct`), only the holder's own.
+            if crate::store::grant::revoke_pct(c, &hash, &caller_id)? {
+                tracing::info!(target: "audit", event = "pct_revoked", client_id = %caller_id);
+            }
             Ok(())
         })
         .await?;

@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use super::schema::{
-    access_requests, grant_decisions, owner_settings, policies, rpt_grounds, tickets,
+    access_requests, grant_decisions, owner_settings, pcts, policies, rpt_grounds, tickets,
 };
 use super::uma::{NewTicket, TicketRow};
 use super::{DbConn, StoreError, conflict_or};
@@ -264,10 +264,7 @@ pub fn insert_grounds(conn: &mut DbConn, rows: &[GroundRow]) -> Result<(), Store
 
 /// The grounds of an RPT that still hold: their policy still exists, or their request is still
 /// approved. `None` when the RPT has no recorded grounds at all.
-pub fn live_grounds(
-    conn: &mut DbConn,
-    jti: &str,
-) -> Result<Option<Vec<(String, String)>>, StoreError> {
+pub fn live_grounds(conn: &mut DbConn, jti: &str) -> Result<Option<Vec<GroundRow>>, StoreError> {
     with_conn!(conn, c => {
         let rows: Vec<GroundRow> = rpt_grounds::table
             .filter(rpt_grounds::jti.eq(jti))
@@ -287,23 +284,61 @@ pub fn live_grounds(
             .filter(access_requests::status.eq("approved"))
             .select(access_requests::id)
             .load(c)?;
-        let mut out: Vec<(String, String)> = vec![];
-        for r in rows {
-            let holds = r.policy_id.as_ref().is_some_and(|p| live_policies.contains(p))
-                || r.request_id.as_ref().is_some_and(|q| live_requests.contains(q));
-            let key = (r.resource_id, r.scope);
-            if holds && !out.contains(&key) {
-                out.push(key);
-            }
-        }
+        let out: Vec<GroundRow> = rows
+            .into_iter()
+            .filter(|r| {
+                r.policy_id.as_ref().is_some_and(|p| live_policies.contains(p))
+                    || r.request_id.as_ref().is_some_and(|q| live_requests.contains(q))
+            })
+            .collect();
         Ok(Some(out))
     })
 }
 
-/// Forget the grounds of expired RPTs (housekeeping).
+/// Forget the grounds of expired RPTs and expired PCTs (housekeeping).
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::delete(rpt_grounds::table.filter(rpt_grounds::expires_at.lt(now))).execute(c))?;
+    with_conn!(conn, c => {
+        diesel::delete(rpt_grounds::table.filter(rpt_grounds::expires_at.lt(now))).execute(c)?;
+        diesel::delete(pcts::table.filter(pcts::expires_at.lt(now))).execute(c)
+    })?;
     Ok(())
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = pcts)]
+pub struct PctRow {
+    pub pct_hash: String,
+    pub client_id: String,
+    pub claims: String,
+    pub expires_at: i64,
+    pub revoked: bool,
+    pub created_at: i64,
+}
+
+pub fn insert_pct(conn: &mut DbConn, row: &PctRow) -> Result<(), StoreError> {
+    with_conn!(conn, c => diesel::insert_into(pcts::table).values(row).execute(c))
+        .map(|_| ())
+        .map_err(conflict_or)
+}
+
+pub fn pct(conn: &mut DbConn, hash: &str) -> Result<Option<PctRow>, StoreError> {
+    Ok(with_conn!(conn, c => pcts::table
+        .find(hash)
+        .select(PctRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Revoke a PCT of this client; returns whether there was one.
+pub fn revoke_pct(conn: &mut DbConn, hash: &str, client: &str) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => diesel::update(
+        pcts::table
+            .filter(pcts::pct_hash.eq(hash))
+            .filter(pcts::client_id.eq(client)),
+    )
+    .set(pcts::revoked.eq(true))
+    .execute(c))?;
+    Ok(n == 1)
 }
 
 pub fn insert_decision(conn: &mut DbConn, row: &DecisionRow) -> Result<(), StoreError> {

@@ -211,6 +211,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pcts (pct_hash) {
+        pct_hash -> Text,
+        client_id -> Text,
+        claims -> Text,
+        expires_at -> BigInt,
+        revoked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(ticket_resources -> tickets (ticket_hash));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -232,4 +243,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_requests,
     grant_decisions,
     rpt_grounds,
+    pcts,
 );

@@ -120,6 +120,20 @@ pub fn resources_by_ids(
         .load(c))?)
 }
 
+/// Resources of one resource server (any owner) among `ids`: an RPT upgrade keeps the old
+/// permissions that the new RPT's resource server serves.
+pub fn resources_of_rs(
+    conn: &mut DbConn,
+    rs: &str,
+    ids: &[String],
+) -> Result<Vec<ResourceRow>, StoreError> {
+    Ok(with_conn!(conn, c => resources::table
+        .filter(resources::id.eq_any(ids))
+        .filter(resources::rs_client_id.eq(rs))
+        .select(ResourceRow::as_select())
+        .load(c))?)
+}
+
 /// The ids of a partition's resources, oldest first.
 pub fn list_resources(conn: &mut DbConn, rs: &str, owner: &str) -> Result<Vec<String>, StoreError> {
     Ok(with_conn!(conn, c => resources::table

@@ -33,7 +33,7 @@ use super::super::policies::{self, resource_info};
 use super::super::scope;
 use super::super::tokens::{Minter, RptPermission, RptSpec, TokenResponse};
 use crate::secrets::{Secret, SecretKind, new_id};
-use crate::store::grant::{self as store, AccessRequestRow, DecisionRow, GroundRow};
+use crate::store::grant::{self as store, AccessRequestRow, DecisionRow, GroundRow, PctRow};
 use crate::store::uma::{self, NewTicket, ResourceRow, TicketResourceRow, TicketRow};
 
 /// The grant type (UMA Grant §3.3.1).
@@ -173,6 +173,17 @@ pub async fn issue(
         )));
     }
 
+    // A PCT or an RPT to upgrade must be this client's own and live: checked before the ticket is
+    // spent, so a bad one costs the client nothing but this answer.
+    let from_pct = match params.get("pct") {
+        Some(p) => Some(pct_party(core, p, &client.id, now).await?),
+        None => None,
+    };
+    let previous = match params.get("rpt") {
+        Some(r) => Some(previous_rpt(core, r, &client.id).await?),
+        None => None,
+    };
+
     // Single use, whatever happens next.
     let hash = Secret::new(ticket).hash();
     let Some(row) = core
@@ -212,14 +223,20 @@ pub async fn issue(
         }
         None => None,
     };
-    // Claims gathered interactively for this client travel with the ticket.
-    let verified = match verified {
-        Some(v) => Some(v),
-        None => row
+    // Claims gathered interactively for this client travel with the ticket; a PCT stands for
+    // claims gathered before.
+    let gathered = row
+        .claims
+        .as_deref()
+        .and_then(|c| claims::from_gathered(c, &client.id));
+    let persist = gathered.is_some()
+        && row
             .claims
             .as_deref()
-            .and_then(|c| claims::from_gathered(c, &client.id)),
-    };
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|v| v.get("persist").and_then(Value::as_bool))
+            .unwrap_or(false);
+    let verified = verified.or(gathered).or(from_pct);
     let party = verified.as_ref().map(|v| v.party.clone()).unwrap_or(Party {
         issuer: None,
         subject: None,
@@ -381,6 +398,29 @@ pub async fn issue(
         ));
     }
 
+    // An upgrade keeps the old RPT's permissions that still hold and that this resource server
+    // serves (UMA Grant §3.3.5).
+    let mut upgraded = None;
+    if let Some((old_jti, old_perms)) = previous {
+        let (kept, kept_grounds) = still_held(core, &old_jti, old_perms, &row.rs_client_id).await?;
+        for p in kept {
+            match granted.iter_mut().find(|g| g.resource_id == p.resource_id) {
+                Some(g) => {
+                    for s in p.resource_scopes {
+                        if !g.resource_scopes.contains(&s) {
+                            g.resource_scopes.push(s);
+                        }
+                    }
+                }
+                None => granted.push(p),
+            }
+        }
+        for g in kept_grounds {
+            grounds.push((g.resource_id, g.scope, g.policy_id, g.request_id));
+        }
+        upgraded = Some(true);
+    }
+
     // An RPT for what was granted.
     let minter = Minter::from_core(core);
     let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
@@ -411,11 +451,33 @@ pub async fn issue(
             expires_at: exp,
         })
         .collect();
+    let pct = match (&verified, persist) {
+        (Some(_), true) => row.claims.as_deref().map(|c| {
+            let secret = Secret::generate(SecretKind::Pct);
+            let pct_row = PctRow {
+                pct_hash: secret.hash(),
+                client_id: client.id.clone(),
+                claims: c.to_string(),
+                expires_at: now + core.config.refresh_token_ttl as i64,
+                revoked: false,
+                created_at: now,
+            };
+            (secret, pct_row)
+        }),
+        _ => None,
+    };
+    let (pct_secret, pct_row) = match pct {
+        Some((s, r)) => (Some(s), Some(r)),
+        None => (None, None),
+    };
     core.store.record_access_token(access_row).await?;
     let d = record("rpt_issued", &granted);
     core.store
         .run(move |c| {
             store::insert_grounds(c, &rows)?;
+            if let Some(p) = &pct_row {
+                store::insert_pct(c, p)?;
+            }
             store::insert_decision(c, &d)
         })
         .await?;
@@ -426,7 +488,112 @@ pub async fn issue(
         refresh_token: None,
         id_token: None,
         scope: None,
-        upgraded: None,
-        pct: None,
+        upgraded,
+        pct: pct_secret.map(|s| s.expose_secret().to_string()),
     })
+}
+
+/// The party a PCT stands for: it must be this client's, unrevoked and unexpired (UMA-GRANT-57).
+async fn pct_party(
+    core: &Core,
+    pct: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<Verified, OAuthError> {
+    let hash = Secret::new(pct).hash();
+    let row = core.store.run(move |c| store::pct(c, &hash)).await?;
+    row.filter(|r| !r.revoked && r.expires_at > now && r.client_id == client_id)
+        .and_then(|r| claims::from_gathered(&r.claims, client_id))
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the PCT is unknown, expired, revoked or not this client's")
+        })
+}
+
+/// The RPT a client asks to upgrade: ours, this client's, not revoked (it may have expired,
+/// UMA-GRANT-14). Returns its `jti` and permissions.
+async fn previous_rpt(
+    core: &Core,
+    rpt: &str,
+    client_id: &str,
+) -> Result<(String, Vec<RptPermission>), OAuthError> {
+    let bad =
+        || OAuthError::invalid_grant("the RPT to upgrade is unknown, revoked or not this client's");
+    let Ok((claims, typ)) = core.keys.verify(rpt) else {
+        return Err(bad());
+    };
+    if typ.as_deref() != Some("at+jwt")
+        || claims.get("iss").and_then(Value::as_str) != Some(core.issuer())
+        || claims.get("client_id").and_then(Value::as_str) != Some(client_id)
+    {
+        return Err(bad());
+    }
+    let perms: Vec<RptPermission> = claims
+        .get("permissions")
+        .cloned()
+        .and_then(|p| serde_json::from_value(p).ok())
+        .ok_or_else(bad)?;
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .to_string();
+    let j = jti.clone();
+    match core
+        .store
+        .run(move |c| crate::store::grants::access_token(c, &j))
+        .await?
+    {
+        Some(r) if !r.revoked && r.client_id == client_id => Ok((jti, perms)),
+        _ => Err(bad()),
+    }
+}
+
+/// The old RPT's permissions whose grounds still hold and whose resources this resource server
+/// still serves, with those grounds.
+async fn still_held(
+    core: &Core,
+    jti: &str,
+    perms: Vec<RptPermission>,
+    rs: &str,
+) -> Result<(Vec<RptPermission>, Vec<GroundRow>), OAuthError> {
+    let (j, r) = (jti.to_string(), rs.to_string());
+    let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
+    let (live, served) = core
+        .store
+        .run(move |c| {
+            Ok((
+                store::live_grounds(c, &j)?.unwrap_or_default(),
+                uma::resources_of_rs(c, &r, &ids)?,
+            ))
+        })
+        .await?;
+    let mut kept = vec![];
+    let mut grounds = vec![];
+    for p in perms {
+        if !served.iter().any(|s| s.id == p.resource_id) {
+            continue;
+        }
+        let scopes: Vec<String> = p
+            .resource_scopes
+            .into_iter()
+            .filter(|s| {
+                live.iter()
+                    .any(|g| g.resource_id == p.resource_id && g.scope == *s)
+            })
+            .collect();
+        if scopes.is_empty() {
+            continue;
+        }
+        grounds.extend(
+            live.iter()
+                .filter(|g| g.resource_id == p.resource_id && scopes.contains(&g.scope))
+                .cloned(),
+        );
+        kept.push(RptPermission {
+            resource_id: p.resource_id,
+            resource_scopes: scopes,
+            exp: None,
+        });
+    }
+    Ok((kept, grounds))
 }
