@@ -120,12 +120,65 @@ pub struct Config {
     pub ticket_ttl: u64,
     pub max_body_bytes: usize,
     pub rate_limits: RateLimits,
+    /// Other OpenID Providers whose ID tokens about requesting parties Custodia accepts (pushed
+    /// claim tokens, and sign-in at the claims interaction endpoint when a client id is set).
+    pub trusted_issuers: Vec<TrustedIssuer>,
     /// Accept `http` loopback redirect URIs for web clients (development on one machine: a
     /// resource server on `http://127.0.0.1:…`). Off by default; logged at WARN when on.
     pub insecure_loopback_http_redirects: bool,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub workers: Option<usize>,
+}
+
+/// An OpenID Provider trusted for claims about requesting parties.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The issuer, exactly as in its discovery document.
+    pub issuer: String,
+    /// `aud` values accepted on pushed ID tokens (the clients' ids at that provider).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Custodia's own client at the provider, for sign-in at the claims interaction endpoint
+    /// (its ID tokens are then accepted too).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The button label on the sign-in page.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Scopes asked for at sign-in (default `openid email profile`).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TrustedIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedIssuer")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl TrustedIssuer {
+    /// Every `aud` value accepted on this provider's ID tokens.
+    pub fn accepted_audiences(&self) -> Vec<String> {
+        let mut a = self.audiences.clone();
+        if let Some(c) = &self.client_id
+            && !a.contains(c)
+        {
+            a.push(c.clone());
+        }
+        a
+    }
 }
 
 /// The file form: every field optional; unknown keys are an error.
@@ -153,6 +206,7 @@ pub struct RawConfig {
     pub rate_login_per_minute: Option<u32>,
     pub rate_protection_per_second: Option<u32>,
     pub insecure_loopback_http_redirects: Option<bool>,
+    pub trusted_issuers: Option<Vec<TrustedIssuer>>,
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub workers: Option<usize>,
@@ -199,6 +253,11 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
         "CUSTODIA_RATE_PROTECTION_PER_SECOND",
         "rate_protection_per_second",
         "20000",
+    ),
+    (
+        "CUSTODIA_TRUSTED_ISSUERS",
+        "trusted_issuers",
+        "none (a JSON array of {issuer, audiences, client_id, client_secret, name, scope})",
     ),
     (
         "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS",
@@ -254,6 +313,11 @@ impl RawConfig {
                 "rate_login_per_minute" => self.rate_login_per_minute = Some(parse_num(name, &v)?),
                 "rate_protection_per_second" => {
                     self.rate_protection_per_second = Some(parse_num(name, &v)?)
+                }
+                "trusted_issuers" => {
+                    self.trusted_issuers = Some(serde_json::from_str(&v).map_err(|e| {
+                        bad(name, format!("not a JSON array of trusted issuers: {e}"))
+                    })?)
                 }
                 "insecure_loopback_http_redirects" => {
                     self.insecure_loopback_http_redirects = Some(match v.trim() {
@@ -342,6 +406,36 @@ impl RawConfig {
             return Err(bad("CUSTODIA_SESSION_TTL", "must be above 0 seconds"));
         }
 
+        let trusted_issuers = self.trusted_issuers.clone().unwrap_or_default();
+        for t in &trusted_issuers {
+            let ok = url::Url::parse(&t.issuer).ok().is_some_and(|u| {
+                u.query().is_none()
+                    && u.fragment().is_none()
+                    && (u.scheme() == "https"
+                        || (u.scheme() == "http" && custodia_profiles::is_loopback_url(&u)))
+            });
+            if !ok {
+                return Err(bad(
+                    "CUSTODIA_TRUSTED_ISSUERS",
+                    format!("`{}` is not an https issuer URL", t.issuer),
+                ));
+            }
+            if t.audiences.is_empty() && t.client_id.is_none() {
+                return Err(bad(
+                    "CUSTODIA_TRUSTED_ISSUERS",
+                    format!("`{}` needs `audiences` or a `client_id`", t.issuer),
+                ));
+            }
+            if t.client_id.is_some() != t.client_secret.is_some() {
+                return Err(bad(
+                    "CUSTODIA_TRUSTED_ISSUERS",
+                    format!(
+                        "`{}`: `client_id` and `client_secret` go together",
+                        t.issuer
+                    ),
+                ));
+            }
+        }
         let ticket_ttl = self.ticket_ttl.unwrap_or(300);
         if !(10..=3600).contains(&ticket_ttl) {
             return Err(bad(
@@ -437,6 +531,7 @@ impl RawConfig {
             insecure_loopback_http_redirects: self
                 .insecure_loopback_http_redirects
                 .unwrap_or(false),
+            trusted_issuers,
             log_format,
             log_filter,
             workers: self.workers,

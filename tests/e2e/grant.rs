@@ -922,3 +922,306 @@ both!(pct_reuse_and_rpt_upgrade, [
     let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct)]).await;
     assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
 });
+
+const UP_SECRET: &str = "custodia-at-upstream-0123456789abcdef";
+const APP_SECRET: &str = "clinic-app-at-upstream-0123456789abc";
+
+/// Custodia trusting a real upstream OpenID Provider (`oidc-provider`): Custodia is its client
+/// `custodia` (for sign-in at the claims interaction endpoint), and the clinic app is its client
+/// `clinic-app` (whose ID tokens may be pushed).
+async fn with_upstream(backend: Backend) -> (TestServer, Upstream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let custodia = format!("http://127.0.0.1:{port}");
+    let up = Upstream::start(json!([
+        {
+            "client_id": "custodia",
+            "client_secret": UP_SECRET,
+            "redirect_uris": [format!("{custodia}/uma/claims/callback")],
+        },
+        {
+            "client_id": "clinic-app",
+            "client_secret": APP_SECRET,
+            "redirect_uris": ["https://client.example/cb"],
+        },
+        {
+            "client_id": "other-app",
+            "client_secret": APP_SECRET,
+            "redirect_uris": ["https://client.example/cb"],
+        },
+    ]))
+    .await;
+    let trusted = json!([{
+        "issuer": up.issuer,
+        "audiences": ["clinic-app"],
+        "client_id": "custodia",
+        "client_secret": UP_SECRET,
+        "name": "Clinic IdP",
+        "scope": "openid clinical email",
+    }])
+    .to_string();
+    let srv = TestServer::start_on(
+        backend,
+        listener,
+        &[
+            ("CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS", "true"),
+            ("CUSTODIA_TRUSTED_ISSUERS", &trusted),
+        ],
+    )
+    .await;
+    (srv, up)
+}
+
+/// An ID token from the upstream provider for `login`, issued to `client_id`.
+async fn upstream_id_token(up: &Upstream, client_id: &str, login: &str) -> String {
+    let (verifier, challenge) = pkce();
+    let d = up.discovery().await;
+    let auth = format!(
+        "{}?{}",
+        d["authorization_endpoint"].as_str().unwrap_or_default(),
+        serde_urlencoded::to_string([
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "https://client.example/cb"),
+            ("scope", "openid clinical email"),
+            ("state", "s"),
+            ("nonce", "n"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .unwrap_or_default()
+    );
+    let back = upstream_sign_in(&browser(), &auth, login).await;
+    let code = query(&back)
+        .remove("code")
+        .unwrap_or_else(|| panic!("{back}"));
+    let t: Value = http()
+        .post(d["token_endpoint"].as_str().unwrap_or_default())
+        .basic_auth(client_id, Some(APP_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    t["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_string()
+}
+
+/// The owner shares the Patient record with the clinician `dr-who` of the upstream provider,
+/// requiring the upstream's `role` claim to be `clinician`.
+async fn share_with_clinician(
+    srv: &TestServer,
+    up: &Upstream,
+    owner: &custodia_tests::reqwest::Client,
+) -> String {
+    let patient = resource_id(owner, srv, "Patient record").await;
+    let (s, v) = owner_call(
+        owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(json!({
+            "kind": "share",
+            "resource": {"resource": patient},
+            "with": {"subject": {"issuer": up.issuer, "subject": "dr-who"}},
+            "scopes": ["patient/Patient.read"],
+            "require_claim": {"name": "role", "value": "clinician", "issuer": up.issuer},
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// The whole UMA flow of the seed's diagram, with the claim gathered at the upstream provider:
+/// owner connects the RS (PAT), resources registered, owner shares with a clinician requiring a
+/// claim from the upstream provider; client → RS 401 + ticket → token endpoint → need_info →
+/// claims interaction at the upstream provider → new ticket → RPT → RS verifies → 200; the owner
+/// revokes and the next call fails.
+async fn whole_uma_flow(backend: Backend) {
+    let (srv, up) = with_upstream(backend).await;
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected_with(
+        &srv,
+        dir.path(),
+        "alice",
+        custodia_sdk::Verification::Introspection,
+    )
+    .await;
+    let owner = owner_session(&srv, "alice").await;
+    let policy = share_with_clinician(&srv, &up, &owner).await;
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+
+    let t1 = ticket_for(&url).await;
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t1)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let required = v["required_claims"].as_array().cloned().unwrap_or_default();
+    assert!(
+        required.iter().any(|c| c["issuer"] == json!([up.issuer])),
+        "the required claims name the upstream issuer: {v}"
+    );
+    let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
+    let interact = v["redirect_user"].as_str().unwrap_or_default().to_string();
+
+    // The requesting party's browser: Custodia's page offers the upstream provider.
+    let b = browser();
+    let q = serde_urlencoded::to_string([
+        ("client_id", app.id.as_str()),
+        ("ticket", t2.as_str()),
+        ("state", "st-1"),
+    ])
+    .unwrap_or_default();
+    let page = open(&b, &format!("{interact}?{q}")).await;
+    let (_, html) = page.page();
+    assert!(html.contains("Sign in with Clinic IdP"), "{html}");
+    let request = input_value(html, "request").unwrap_or_default();
+    let start = b
+        .get(srv.url("/uma/claims/upstream"))
+        .query(&[
+            ("request", request.as_str()),
+            ("issuer", up.issuer.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(start.status().as_u16(), 303);
+    let at_upstream = start
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(at_upstream.starts_with(&up.issuer), "{at_upstream}");
+    assert!(at_upstream.contains("code_challenge_method=S256") && at_upstream.contains("nonce="));
+    let callback = upstream_sign_in(&b, &at_upstream, "dr-who").await;
+    assert!(
+        callback.starts_with(&srv.url("/uma/claims/callback")),
+        "{callback}"
+    );
+    let back = b
+        .get(&callback)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.status().as_u16(), 303, "{:?}", back.text().await);
+    let to_client = back
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let q = query(&to_client);
+    assert_eq!(q.get("state").map(String::as_str), Some("st-1"));
+    let t3 = q.get("ticket").cloned().unwrap_or_default();
+
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t3)]).await;
+    assert_eq!(s, 200, "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let (s, _, body) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!((s, &body["id"]), (200, &json!(alice)));
+
+    // The owner revokes: the next call fails.
+    let (s, _) = owner_call(
+        &owner,
+        Method::DELETE,
+        &srv.url(&format!("/owner/policies/{policy}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _, _) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!(s, 401);
+}
+
+mod whole_uma_flow_with_upstream_claims {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        whole_uma_flow(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        whole_uma_flow(Backend::Postgres).await;
+    }
+}
+
+/// Pushed ID tokens from the upstream provider (UMA-GRANT-10, -11, -58): valid → RPT; wrong
+/// audience, untrusted issuer, wrong role → need_info (or denied) with the reason.
+async fn pushed_upstream_tokens(backend: Backend) {
+    let (srv, up) = with_upstream(backend).await;
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    share_with_clinician(&srv, &up, &owner).await;
+    let app = app_client(&srv).await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let push = |token: String| {
+        let (srv, app, url) = (&srv, &app, url.clone());
+        async move {
+            let t = ticket_for(&url).await;
+            uma_token(
+                srv,
+                app,
+                &[
+                    ("ticket", &t),
+                    ("claim_token", &token),
+                    ("claim_token_format", ID_TOKEN_FORMAT),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, v) = push(upstream_id_token(&up, "clinic-app", "dr-who").await).await;
+    assert_eq!(s, 200, "a valid upstream ID token: {v}");
+    let (s, v) = push(upstream_id_token(&up, "other-app", "dr-who").await).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("audience")),
+        "{v}"
+    );
+    let (s, v) = push(upstream_id_token(&up, "clinic-app", "nurse-joy").await).await;
+    assert_eq!(s, 403, "a nurse is not the shared clinician: {v}");
+    let stranger = Upstream::start(json!([{
+        "client_id": "clinic-app",
+        "client_secret": APP_SECRET,
+        "redirect_uris": ["https://client.example/cb"],
+    }]))
+    .await;
+    let (s, v) = push(upstream_id_token(&stranger, "clinic-app", "dr-who").await).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("not trusted")),
+        "{v}"
+    );
+}
+
+mod pushed_upstream_tokens {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        pushed_upstream_tokens(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        pushed_upstream_tokens(Backend::Postgres).await;
+    }
+}

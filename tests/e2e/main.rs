@@ -14,3 +14,4 @@ mod registration;
 mod schema;
 mod sdk;
 mod security;
+mod upstream;

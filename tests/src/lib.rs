@@ -91,8 +91,17 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, overrides: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        Self::start_on(backend, listener, overrides).await
+    }
+
+    /// Start on a listener bound beforehand (when another party must know the URL first).
+    pub async fn start_on(
+        backend: Backend,
+        listener: TcpListener,
+        overrides: &[(&str, &str)],
+    ) -> TestServer {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let port = listener
             .local_addr()
             .map(|a| a.port())
@@ -694,4 +703,204 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// A real third-party OpenID Provider for upstream-login tests: `oidc-provider` (the Node package
+/// pinned in `tests/upstream/package.json`) run by `tests/upstream/provider.mjs` on a free
+/// loopback port, with its development login and consent pages (any login and password are
+/// accepted; `sub` is the login). Its accounts: `dr-who` (role `clinician`, practitioner_id
+/// `P-1001`, name, verified email) and `nurse-joy` (role `nurse`, practitioner_id `N-2002`); any
+/// other login gets only `name` and `email`. Scopes `openid profile email clinical`; requested
+/// claims also go into the RS256-signed ID token. Dropping it kills the provider.
+pub struct Upstream {
+    /// The issuer identifier, `http://127.0.0.1:PORT` (no trailing slash).
+    pub issuer: String,
+    child: std::process::Child,
+}
+
+impl Upstream {
+    /// Start a provider with these clients (a JSON array of `oidc-provider` client metadata;
+    /// `grant_types`, `response_types` and `token_endpoint_auth_method` default to
+    /// `authorization_code`, `code` and `client_secret_basic`) and wait until its discovery
+    /// document answers (up to 20 s).
+    pub async fn start(clients: Value) -> Upstream {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("upstream");
+        assert!(
+            dir.join("node_modules").join("oidc-provider").exists(),
+            "{}/node_modules is missing: run `npm ci` in tests/upstream (scripts/test does)",
+            dir.display()
+        );
+        // The port is free when probed and taken by node a moment later; should another process
+        // take it in between, node exits at once and we try another port.
+        let mut last_exit = None;
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("bind: {e}"));
+            let issuer = format!("http://127.0.0.1:{port}");
+            let child = std::process::Command::new("node")
+                .arg(dir.join("provider.mjs"))
+                .current_dir(&dir)
+                .env("PORT", port.to_string())
+                .env("ISSUER", &issuer)
+                .env("CLIENTS", clients.to_string())
+                .env("EXIT_WITH_STDIN", "1")
+                // Its stdin is a pipe that closes when this process ends, however it ends.
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot run `node` ({e}): install Node.js 20 or newer (scripts/test does)"
+                    )
+                });
+            let mut up = Upstream { issuer, child };
+            match up.wait_ready().await {
+                Ok(()) => return up,
+                Err(status) => last_exit = Some(status),
+            }
+        }
+        panic!(
+            "the upstream provider exited before it was ready ({}); its output is above",
+            last_exit.map(|s| s.to_string()).unwrap_or_default()
+        )
+    }
+
+    /// Poll the discovery document; `Err` with the exit status when node has exited.
+    async fn wait_ready(&mut self) -> Result<(), std::process::ExitStatus> {
+        let discovery = self.url("/.well-known/openid-configuration");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let client = http();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(status);
+            }
+            if let Ok(resp) = client.get(&discovery).send().await
+                && resp.status().as_u16() == 200
+            {
+                return Ok(());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upstream provider did not answer {discovery} within 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Its discovery document (`/.well-known/openid-configuration`).
+    pub async fn discovery(&self) -> Value {
+        let url = self.url("/.well-known/openid-configuration");
+        let resp = http()
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+        resp.json()
+            .await
+            .unwrap_or_else(|e| panic!("discovery: {e}"))
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sign in at the upstream provider as `login` (any password) and consent, in `browser` (see
+/// [`browser`]): open `authorize_url`, follow the provider's redirects to its
+/// `/interaction/<uid>` pages, submit the login form and then the consent form, and follow its
+/// resume redirects. Returns the first redirect that leaves the provider — to the client's
+/// `redirect_uri`, with `code` and `state` (or `error`) — without fetching it.
+pub async fn upstream_sign_in(
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    login: &str,
+) -> String {
+    let start = url::Url::parse(authorize_url)
+        .unwrap_or_else(|e| panic!("authorization URL `{authorize_url}`: {e}"));
+    let origin = start.origin();
+    let mut resp = browser
+        .get(start)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {authorize_url}: {e}"));
+    for _ in 0..20 {
+        let here = resp.url().clone();
+        let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("redirect {status} from {here} without a Location"));
+            let next = here
+                .join(location)
+                .unwrap_or_else(|e| panic!("Location `{location}` from {here}: {e}"));
+            if next.origin() != origin {
+                return next.to_string();
+            }
+            resp = browser
+                .get(next.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {next}: {e}"));
+            continue;
+        }
+        let page = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "upstream page {here}: {page}");
+        let (action, mut fields) = upstream_form(&page)
+            .unwrap_or_else(|| panic!("upstream page {here} has no form: {page}"));
+        let prompt = fields
+            .iter()
+            .find(|(k, _)| k == "prompt")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        match prompt.as_str() {
+            "login" => {
+                fields.retain(|(k, _)| k != "login" && k != "password");
+                fields.push(("login".into(), login.into()));
+                fields.push(("password".into(), "any password".into()));
+            }
+            "consent" => {}
+            other => panic!("upstream page {here} asks for prompt `{other}`: {page}"),
+        }
+        let action = here
+            .join(&action)
+            .unwrap_or_else(|e| panic!("form action `{action}` on {here}: {e}"));
+        resp = browser
+            .post(action.clone())
+            .form(&fields)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {action}: {e}"));
+    }
+    panic!("the upstream sign-in did not come back to the client within 20 steps")
+}
+
+/// The first form of an upstream interaction page: its action and its named inputs with values.
+fn upstream_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let doc = scraper::Html::parse_document(html);
+    let form_sel = scraper::Selector::parse("form").ok()?;
+    let input_sel = scraper::Selector::parse("input[name]").ok()?;
+    let form = doc.select(&form_sel).next()?;
+    let action = form.value().attr("action").unwrap_or_default().to_string();
+    let fields = form
+        .select(&input_sel)
+        .filter_map(|i| {
+            let name = i.value().attr("name")?;
+            Some((
+                name.to_string(),
+                i.value().attr("value").unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
+    Some((action, fields))
 }

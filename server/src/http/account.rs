@@ -51,6 +51,7 @@ fn login_page(
                 username,
                 error: message,
                 remember_option: false,
+                providers: vec![],
             }
             .render(),
         )

@@ -101,6 +101,7 @@ fn login_page(
         username,
         error: message,
         remember_option: false,
+        providers: vec![],
     };
     let mut resp = html(StatusCode::OK, page.render());
     if new {

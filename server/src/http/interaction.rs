@@ -39,6 +39,19 @@ fn login_page(
             username,
             error: message,
             remember_option: true,
+            providers: state
+                .core
+                .config
+                .trusted_issuers
+                .iter()
+                .filter(|t| t.client_id.is_some())
+                .map(|t| {
+                    (
+                        t.issuer.clone(),
+                        t.name.clone().unwrap_or_else(|| t.issuer.clone()),
+                    )
+                })
+                .collect(),
         }
         .render(),
     );
@@ -129,5 +142,122 @@ pub async fn login(
         SameSite::Lax,
         Some(state.core.config.session_ttl as i64),
     ));
+    resp
+}
+
+const RP_COOKIE: &str = "custodia_rp";
+
+#[derive(serde::Deserialize)]
+pub struct UpstreamQuery {
+    request: String,
+    issuer: String,
+}
+
+/// `GET /uma/claims/upstream`: sign in at another identity provider (Custodia is its relying
+/// party: code + PKCE + nonce + state, remembered in a short-lived cookie of this browser).
+pub async fn upstream_start(
+    _req: HttpRequest,
+    q: web::Query<UpstreamQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use base64::Engine as _;
+    let now = state.core.now();
+    let raw = match Params::parse(q.request.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error::page(&e),
+    };
+    if let Err(e) = interaction::validate(&state.core, raw, now).await {
+        return error::page(&e);
+    }
+    let Some(t) = crate::protocol::upstream::trusted(&state.core, &q.issuer) else {
+        return error::page(&OAuthError::invalid_request(
+            "this identity provider is not available here",
+        ));
+    };
+    let (url, pending) =
+        match crate::protocol::upstream::start(&state.core, t, q.request.clone()).await {
+            Ok(x) => x,
+            Err(e) => return error::page(&e),
+        };
+    let value = match serde_json::to_vec(&pending) {
+        Ok(v) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v),
+        Err(e) => return error::page(&OAuthError::internal(e)),
+    };
+    let mut resp = see_other(&url);
+    let mut c = cookie(&state, RP_COOKIE, value, SameSite::Lax, Some(600));
+    c.set_path("/uma/claims");
+    let _ = resp.add_cookie(&c);
+    resp
+}
+
+#[derive(serde::Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /uma/claims/callback`: the provider's answer.
+pub async fn upstream_callback(
+    req: HttpRequest,
+    q: web::Query<Callback>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use base64::Engine as _;
+    let now = state.core.now();
+    let pending: Option<crate::protocol::upstream::Pending> = req
+        .cookie(RP_COOKIE)
+        .and_then(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.value())
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(pending) = pending else {
+        return error::page(&OAuthError::invalid_request(
+            "this sign-in was not started from this browser, or it took too long; start again from the application",
+        ));
+    };
+    if let Some(e) = &q.error {
+        return error::page(&OAuthError::invalid_request(format!(
+            "the identity provider did not sign you in (`{}`)",
+            crate::protocol::scope::sanitize(e)
+        )));
+    }
+    let (Some(code), Some(st)) = (&q.code, &q.state) else {
+        return error::page(&OAuthError::invalid_request(
+            "the identity provider's answer is incomplete",
+        ));
+    };
+    if !crate::secrets::ct_eq(st.as_bytes(), pending.state.as_bytes()) {
+        return error::page(&OAuthError::invalid_request(
+            "the identity provider's answer does not belong to this sign-in",
+        ));
+    }
+    let Some(t) = crate::protocol::upstream::trusted(&state.core, &pending.issuer) else {
+        return error::page(&OAuthError::invalid_request(
+            "this identity provider is not available here",
+        ));
+    };
+    let raw = match Params::parse(pending.request.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error::page(&e),
+    };
+    let it = match interaction::validate(&state.core, raw, now).await {
+        Ok(i) => i,
+        Err(e) => return error::page(&e),
+    };
+    let verified =
+        match crate::protocol::upstream::finish(&state.core, t, &pending, code, now).await {
+            Ok(v) => v,
+            Err(e) => return error::page(&e),
+        };
+    let mut resp = match interaction::complete_upstream(&state.core, &it, &verified, now).await {
+        Ok(url) => see_other(&url),
+        Err(e) => error::page(&e),
+    };
+    let mut gone = cookie(&state, RP_COOKIE, String::new(), SameSite::Lax, Some(0));
+    gone.set_path("/uma/claims");
+    let _ = resp.add_cookie(&gone);
     resp
 }

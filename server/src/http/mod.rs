@@ -51,6 +51,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/uma/claims", web::get().to(interaction::start))
     .route("/uma/claims/login", web::post().to(interaction::login))
     .route(
+        "/uma/claims/upstream",
+        web::get().to(interaction::upstream_start),
+    )
+    .route(
+        "/uma/claims/callback",
+        web::get().to(interaction::upstream_callback),
+    )
+    .route(
         "/resources/{id}/policy",
         web::get().to(protection::policy_page),
     )

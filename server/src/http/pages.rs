@@ -19,6 +19,8 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     /// Offer the requesting party to let the client reuse the gathered claims (a PCT).
     pub remember_option: bool,
+    /// Other identity providers the requesting party may sign in with: (issuer, label).
+    pub providers: Vec<(String, String)>,
 }
 
 #[derive(Template)]

@@ -48,6 +48,15 @@ pub async fn verify_pushed(
             super::scope::sanitize(format)
         )));
     }
+    // Another provider's token: verified against that provider when it is trusted.
+    if let Some(iss) = super::upstream::unverified_issuer(token)
+        && iss != core.issuer()
+    {
+        return match super::upstream::trusted(core, &iss) {
+            Some(t) => super::upstream::verify_id_token(core, t, token, None, now).await,
+            None => Ok(Err("the claim token's issuer is not trusted".into())),
+        };
+    }
     let Ok((claims, typ)) = core.keys.verify(token) else {
         return Ok(Err(
             "the claim token is not an ID token signed by a trusted issuer".into(),
@@ -129,7 +138,7 @@ pub async fn verify_pushed(
 /// The party of claims gathered by the claims interaction endpoint for `client_id` (stored with
 /// the ticket). Claims gathered for another client are not used (the ticket is not theirs to
 /// carry them).
-pub fn from_gathered(json: &str, client_id: &str) -> Option<Verified> {
+pub fn from_gathered(json: &str, client_id: &str, own_issuer: &str) -> Option<Verified> {
     let v: Value = serde_json::from_str(json).ok()?;
     if v.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return None;
@@ -148,6 +157,28 @@ pub fn from_gathered(json: &str, client_id: &str) -> Option<Verified> {
         }
     }
     party_claims.insert("email_verified".into(), ClaimValue::Bool(email_verified));
+    // Further claims from an upstream provider (role, practitioner id, …).
+    if let Some(Value::Object(extra)) = v.get("claims") {
+        for (k, x) in extra {
+            let value = match x {
+                Value::String(s) => ClaimValue::String(s.clone()),
+                Value::Bool(b) => ClaimValue::Bool(*b),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => ClaimValue::Long(i),
+                    None => continue,
+                },
+                Value::Array(a) => ClaimValue::Strings(
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                ),
+                _ => continue,
+            };
+            party_claims.entry(k.clone()).or_insert(value);
+        }
+    }
+    let user_id = (iss == own_issuer).then(|| sub.clone());
     Some(Verified {
         party: Party {
             issuer: Some(iss.clone()),
@@ -157,7 +188,30 @@ pub fn from_gathered(json: &str, client_id: &str) -> Option<Verified> {
             claims: party_claims,
         },
         issuer: iss,
-        user_id: Some(sub),
+        user_id,
+    })
+}
+
+/// The claims JSON stored with a ticket (and a PCT) for a party verified at a provider.
+pub fn gathered_json(v: &Verified, client_id: &str, persist: bool) -> Value {
+    let mut extra = Map::new();
+    for (k, c) in &v.party.claims {
+        let x = match c {
+            ClaimValue::String(s) => json!(s),
+            ClaimValue::Bool(b) => json!(b),
+            ClaimValue::Long(i) => json!(i),
+            ClaimValue::Strings(s) => json!(s),
+        };
+        extra.insert(k.clone(), x);
+    }
+    json!({
+        "iss": v.issuer,
+        "sub": v.party.subject,
+        "email": v.party.email,
+        "email_verified": v.party.email_verified,
+        "client_id": client_id,
+        "persist": persist,
+        "claims": extra,
     })
 }
 

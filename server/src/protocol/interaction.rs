@@ -73,14 +73,48 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<Interaction,
     })
 }
 
-/// The requesting party signed in: use up the ticket, attach the user's verified claims to a new
-/// one, and return the URL to send the browser back to. `persist`: the requesting party agreed
-/// that the client may reuse these claims (the grant then issues a PCT).
+/// The requesting party signed in: attach the user's verified claims to a new ticket and return
+/// the URL to send the browser back to. `persist`: the requesting party agreed that the client
+/// may reuse these claims (the grant then issues a PCT).
 pub async fn complete(
     core: &Core,
     it: &Interaction,
     user: &UserRow,
     persist: bool,
+    now: i64,
+) -> Result<String, OAuthError> {
+    let claims = json!({
+        "iss": core.issuer(),
+        "sub": user.id,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "preferred_username": user.username,
+        "name": user.name,
+        "client_id": it.client.id,
+        "persist": persist,
+    });
+    tracing::info!(target: "audit", event = "claims_gathered", client_id = %it.client.id, user_id = %user.id);
+    complete_with(core, it, claims, now).await
+}
+
+/// Finish an interaction with claims verified at another provider.
+pub async fn complete_upstream(
+    core: &Core,
+    it: &Interaction,
+    verified: &super::claims::Verified,
+    now: i64,
+) -> Result<String, OAuthError> {
+    tracing::info!(target: "audit", event = "claims_gathered", client_id = %it.client.id, issuer = %verified.issuer);
+    let claims = super::claims::gathered_json(verified, &it.client.id, false);
+    complete_with(core, it, claims, now).await
+}
+
+/// Use up the ticket (UMA-GRANT-54), attach `claims` to a new one, and return the URL back to the
+/// client with `authorization_state`, the new ticket and `state` (UMA-GRANT-24, -25).
+async fn complete_with(
+    core: &Core,
+    it: &Interaction,
+    claims: serde_json::Value,
     now: i64,
 ) -> Result<String, OAuthError> {
     let hash = Secret::new(it.ticket.clone()).hash();
@@ -93,16 +127,6 @@ pub async fn complete(
             "the ticket was used meanwhile; ask the application to start again",
         ));
     };
-    let claims = json!({
-        "iss": core.issuer(),
-        "sub": user.id,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "preferred_username": user.username,
-        "name": user.name,
-        "client_id": it.client.id,
-        "persist": persist,
-    });
     let fresh = Secret::generate(SecretKind::PermissionTicket);
     let hash = fresh.hash();
     let perms: Vec<super::permission::RequestedPermission> =
@@ -128,7 +152,6 @@ pub async fn complete(
     core.store
         .run(move |c| store::insert_ticket(c, &new))
         .await?;
-    tracing::info!(target: "audit", event = "claims_gathered", client_id = %it.client.id, user_id = %user.id);
     let mut url = url::Url::parse(&it.claims_redirect_uri).map_err(OAuthError::internal)?;
     {
         let mut q = url.query_pairs_mut();

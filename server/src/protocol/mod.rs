@@ -30,6 +30,7 @@ pub mod resources;
 pub mod revoke;
 pub mod scope;
 pub mod tokens;
+pub mod upstream;
 pub mod userinfo;
 pub mod users;
 
@@ -49,6 +50,7 @@ pub struct Core {
     pub jwks_cache: client_auth::JwksCache,
     pub clients: clients::ClientCache,
     pub policy_cache: policies::PolicyCache,
+    pub upstream: upstream::MetadataCache,
     pub login_throttle: Arc<login::LoginThrottle>,
     pub limits: Arc<ratelimit::Limits>,
     pub clock: Clock,
@@ -90,6 +92,7 @@ impl Core {
             jwks_cache: client_auth::JwksCache::default(),
             clients: clients::ClientCache::default(),
             policy_cache: policies::PolicyCache::default(),
+            upstream: upstream::MetadataCache::default(),
             login_throttle: Arc::default(),
             limits: Arc::new(ratelimit::Limits::new(rate_limits)),
             clock: Clock::default(),

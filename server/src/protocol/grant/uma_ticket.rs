@@ -228,7 +228,7 @@ pub async fn issue(
     let gathered = row
         .claims
         .as_deref()
-        .and_then(|c| claims::from_gathered(c, &client.id));
+        .and_then(|c| claims::from_gathered(c, &client.id, core.issuer()));
     let persist = gathered.is_some()
         && row
             .claims
@@ -503,7 +503,7 @@ async fn pct_party(
     let hash = Secret::new(pct).hash();
     let row = core.store.run(move |c| store::pct(c, &hash)).await?;
     row.filter(|r| !r.revoked && r.expires_at > now && r.client_id == client_id)
-        .and_then(|r| claims::from_gathered(&r.claims, client_id))
+        .and_then(|r| claims::from_gathered(&r.claims, client_id, core.issuer()))
         .ok_or_else(|| {
             OAuthError::invalid_grant("the PCT is unknown, expired, revoked or not this client's")
         })
