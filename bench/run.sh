@@ -7,7 +7,8 @@
 #   SKIP_PEER=1 bench/run.sh      Custodia only
 #   ALGS="ES256" bench/run.sh     one algorithm
 #   PARTS="tickets" bench/run.sh  only some parts: oauth (token/introspection/discovery), tickets
-#                                 (UMA permission endpoint, RS256 PAT), peer
+#                                 (UMA permission endpoint, RS256 PAT), grant (the UMA grant with a
+#                                 pushed ID token; POLICIES="1 100 10000"), peer
 #
 # Needs: wrk (installed by the peer script through apt-get when missing), node and npm (the peer and
 # the summary table), curl. Results land in $WORK (printed at the start).
@@ -59,6 +60,51 @@ print(f"custodia tickets (RS256 PAT): median {med('rps'):.0f} tickets/s, p50 {me
       f"p99 {med('p99_ms'):.2f} ms, errors {sum(int(r['non2xx']) + int(r['bad_body']) + int(r['sock_err']) for r in rows)}")
 PY
   unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_LOG PAT RESOURCE_ID
+fi
+
+# --- the UMA grant: a pushed ID token, one resource shared with N people (RS256 RPTs) ------------
+if has grant; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  for n in ${POLICIES:-1 100 10000}; do
+    d=$WORK/custodia-grant-$n; rm -rf "$d"; mkdir -p "$d"
+    export CUSTODIA_DATABASE_URL="sqlite://$d/custodia.db" CUSTODIA_BIND="127.0.0.1:$PORT" \
+      CUSTODIA_ISSUER="http://127.0.0.1:$PORT" CUSTODIA_LOG=warn \
+      CUSTODIA_RATE_TOKEN_PER_SECOND=1000000 CUSTODIA_RATE_TOKEN_BURST=1000000
+    for u in owner party; do
+      echo 'bench-password-123' | "$BIN" user add --username $u --email $u@example.org --password-stdin >/dev/null
+    done
+    "$BIN" client add --name "bench RS" --grant-type authorization_code --grant-type refresh_token \
+      --redirect-uri https://rs.example/cb --scope uma_protection > "$d/rs.json"
+    "$BIN" client add --name "bench app" --grant-type authorization_code \
+      --grant-type urn:ietf:params:oauth:grant-type:uma-ticket \
+      --redirect-uri https://client.example/cb --scope openid > "$d/app.json"
+    j() { python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+    "$BIN" serve > "$d/server.log" 2>&1 & spid=$!
+    for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+    python3 "$ROOT/bench/grant_setup.py" "http://127.0.0.1:$PORT" "$(j "$d/rs.json" client_id)" \
+      "$(j "$d/rs.json" client_secret)" "$(j "$d/app.json" client_id)" "$(j "$d/app.json" client_secret)" \
+      owner party bench-password-123 "$n" > "$d/setup.json"
+    export PAT=$(j "$d/setup.json" pat) RESOURCE_ID=$(j "$d/setup.json" resource_id) \
+      ID_TOKEN=$(j "$d/setup.json" id_token) CLIENT_ID=$(j "$d/app.json" client_id) \
+      CLIENT_SECRET=$(j "$d/app.json" client_secret)
+    for rep in warm 1 2 3; do
+      export TICKET_DIR=$d/tickets-$rep; mkdir -p "$TICKET_DIR"
+      wrk -t2 -c32 -d4s -s "$ROOT/bench/tickets.lua" "http://127.0.0.1:$PORT/uma/permission" >/dev/null
+      dur=10s; [ $rep = warm ] && dur=5s
+      out=$(wrk -t2 -c32 -d$dur --latency -s "$ROOT/bench/grant.lua" "http://127.0.0.1:$PORT/token" | grep BENCH_RESULT)
+      [ $rep = warm ] || echo "$out" | tee -a "$d/results.txt"
+    done
+    kill "$spid"; wait "$spid" 2>/dev/null || true
+    python3 - "$d/results.txt" "$n" <<'PY'
+import re, statistics, sys
+rows = [dict(re.findall(r"(\w+)=([\d.]+)", l)) for l in open(sys.argv[1])]
+med = lambda k: statistics.median(float(r[k]) for r in rows)
+print(f"custodia UMA grant, {sys.argv[2]} policies: median {med('rps'):.0f} grants/s, p50 {med('p50_ms'):.2f} ms, "
+      f"p99 {med('p99_ms'):.2f} ms, errors {sum(int(r['non2xx']) + int(r['bad_body']) + int(r['sock_err']) for r in rows)}")
+PY
+    unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_LOG PAT RESOURCE_ID ID_TOKEN \
+      CLIENT_ID CLIENT_SECRET TICKET_DIR CUSTODIA_RATE_TOKEN_PER_SECOND CUSTODIA_RATE_TOKEN_BURST
+  done
 fi
 
 has oauth || ALGS=""
