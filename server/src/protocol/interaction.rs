@@ -17,7 +17,6 @@ use super::clients::Client;
 use super::error::OAuthError;
 use super::params::Params;
 use crate::secrets::{Secret, SecretKind};
-use crate::store::grant as store;
 use crate::store::uma::{NewTicket, TicketResourceRow};
 use crate::store::users::UserRow;
 
@@ -118,10 +117,7 @@ async fn complete_with(
     now: i64,
 ) -> Result<String, OAuthError> {
     let hash = Secret::new(it.ticket.clone()).hash();
-    let Some(old) = core
-        .store
-        .run(move |c| store::consume_ticket(c, &hash, now))
-        .await?
+    let Some(old) = core.store.consume_ticket(hash, now).await?
     else {
         return Err(OAuthError::invalid_request(
             "the ticket was used meanwhile; ask the application to start again",
@@ -149,9 +145,7 @@ async fn complete_with(
             ..old
         },
     };
-    core.store
-        .run(move |c| store::insert_ticket(c, &new))
-        .await?;
+    core.store.record_ticket(new).await?;
     let mut url = url::Url::parse(&it.claims_redirect_uri).map_err(OAuthError::internal)?;
     {
         let mut q = url.query_pairs_mut();

@@ -149,23 +149,71 @@ pub fn set_accept_requests(
     Ok(())
 }
 
-/// Consume a ticket: one conditional `UPDATE … RETURNING`, so of any number of concurrent
-/// presentations exactly one gets the row (UMA-GRANT-54).
+/// Consume a ticket on a backend connection: one conditional `UPDATE … RETURNING`, so of any
+/// number of concurrent presentations exactly one gets the row (UMA-GRANT-54).
+macro_rules! consume_query {
+    ($c:ident, $hash:expr, $now:expr) => {
+        diesel::update(
+            tickets::table
+                .filter(tickets::ticket_hash.eq($hash))
+                .filter(tickets::used.eq(false))
+                .filter(tickets::expires_at.gt($now)),
+        )
+        .set(tickets::used.eq(true))
+        .returning(TicketRow::as_returning())
+        .get_result($c)
+        .optional()
+    };
+}
+
+/// Consume a ticket (see [`consume_query!`]).
 pub fn consume_ticket(
     conn: &mut DbConn,
     hash: &str,
     now: i64,
 ) -> Result<Option<TicketRow>, StoreError> {
-    Ok(with_conn!(conn, c => diesel::update(
-        tickets::table
-            .filter(tickets::ticket_hash.eq(hash))
-            .filter(tickets::used.eq(false))
-            .filter(tickets::expires_at.gt(now)),
-    )
-    .set(tickets::used.eq(true))
-    .returning(TicketRow::as_returning())
-    .get_result(c)
-    .optional())?)
+    Ok(with_conn!(conn, c => consume_query!(c, hash, now))?)
+}
+
+/// Consume several tickets in one transaction (the writer's batch); one answer each.
+pub fn consume_tickets(
+    conn: &mut DbConn,
+    batch: &[(String, i64)],
+) -> Result<Vec<Option<TicketRow>>, StoreError> {
+    Ok(with_tx!(conn, c => {
+        let mut out = Vec::with_capacity(batch.len());
+        for (hash, now) in batch {
+            out.push(consume_query!(c, hash, *now)?);
+        }
+        Ok::<_, diesel::result::Error>(out)
+    })?)
+}
+
+/// The rows of grant decisions, in one transaction (the writer's batch).
+pub fn insert_grant_rows(
+    conn: &mut DbConn,
+    access: &[super::grants::AccessTokenRow],
+    grounds: &[GroundRow],
+    pcts_rows: &[PctRow],
+    decisions: &[DecisionRow],
+) -> Result<(), StoreError> {
+    use super::schema::access_tokens;
+    with_tx!(conn, c => {
+        if !access.is_empty() {
+            diesel::insert_into(access_tokens::table).values(access).execute(c)?;
+        }
+        for chunk in grounds.chunks(500) {
+            diesel::insert_into(rpt_grounds::table).values(chunk).execute(c)?;
+        }
+        if !pcts_rows.is_empty() {
+            diesel::insert_into(pcts::table).values(pcts_rows).execute(c)?;
+        }
+        if !decisions.is_empty() {
+            diesel::insert_into(grant_decisions::table).values(decisions).execute(c)?;
+        }
+        Ok::<(), diesel::result::Error>(())
+    })
+    .map_err(conflict_or)
 }
 
 /// Store a rotated ticket directly (the grant's `need_info` and `request_submitted`).

@@ -270,11 +270,39 @@ impl Store {
         self.recorder
             .record(recorder::Record::AccessToken(row))
             .await
+            .map(|_| ())
     }
 
     /// Store a permission ticket (group-committed like access-token records).
     pub async fn record_ticket(&self, ticket: uma::NewTicket) -> Result<(), StoreError> {
-        self.recorder.record(recorder::Record::Ticket(ticket)).await
+        self.recorder
+            .record(recorder::Record::Ticket(ticket))
+            .await
+            .map(|_| ())
+    }
+
+    /// Consume a ticket through the writer: `Some` only for the one presentation that won.
+    pub async fn consume_ticket(
+        &self,
+        hash: String,
+        now: i64,
+    ) -> Result<Option<uma::TicketRow>, StoreError> {
+        match self
+            .recorder
+            .record(recorder::Record::Consume(hash, now))
+            .await?
+        {
+            recorder::Reply::Consumed(row) => Ok(row),
+            recorder::Reply::Done => Ok(None),
+        }
+    }
+
+    /// Commit the rows of a grant decision through the writer.
+    pub async fn record_grant(&self, rows: recorder::GrantRows) -> Result<(), StoreError> {
+        self.recorder
+            .record(recorder::Record::Grant(Box::new(rows)))
+            .await
+            .map(|_| ())
     }
 
     /// The same, synchronously (CLI commands).

@@ -1,30 +1,54 @@
-//! Group commit of the hot paths' single-row writes: access-token records (`client_credentials`)
-//! and permission tickets (the UMA permission endpoint).
+//! The single writer of the hot paths: access-token records (`client_credentials`, RPTs),
+//! permission tickets (the permission endpoint, ticket rotation), ticket consumption and the
+//! grant's rows (RPT grounds, PCTs, decisions).
 //!
 //! Every access token's `jti` must be recorded before the token is handed out (so introspection and
-//! revocation see it), and every ticket must be stored before it is returned. Under load, one commit per token makes SQLite's single writer the bottleneck
-//! and its busy backoff (sleeps of 1, 2, 5, 10 … ms) the tail latency. Instead, requests queue their
-//! record on a channel; one writer thread drains the queue (FIFO, at most 256 at a time), inserts
-//! the batch in one statement and one transaction, and only then answers each request. Nothing is
-//! acknowledged before it is committed; a failed batch is retried row by row so each request gets
-//! its own outcome. The same path serves PostgreSQL (one round trip per batch).
+//! revocation see it), and every ticket must be stored before it is returned. Under load, one
+//! commit per request makes SQLite's single writer the bottleneck and its busy backoff (sleeps of
+//! 1, 2, 5, 10 … ms) the tail latency. Instead, requests queue their write on a channel; one writer
+//! thread drains the queue (FIFO, at most 256 at a time) and commits each kind of write as one
+//! transaction, and only then answers each request. Nothing is acknowledged before it is committed;
+//! a failed batch is retried job by job so each request gets its own outcome. Ticket consumption
+//! stays one conditional `UPDATE … RETURNING` per ticket (single use holds across instances), now
+//! inside the writer's transaction. The same path serves PostgreSQL (one round trip per batch).
 
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::grant::{self, DecisionRow, GroundRow, PctRow};
 use super::grants::{self, AccessTokenRow};
-use super::uma::{self, NewTicket};
+use super::uma::{self, NewTicket, TicketRow};
 use super::{DbConn, StoreError};
 
-/// One row (set) to commit.
+/// One write.
 #[derive(Clone, Debug)]
 pub enum Record {
     AccessToken(AccessTokenRow),
     Ticket(NewTicket),
+    /// Consume a ticket (`hash`, `now`); the reply carries the row when this presentation won.
+    Consume(String, i64),
+    /// What the grant writes with a decision: an RPT's record and grounds, a PCT, the audit row.
+    Grant(Box<GrantRows>),
 }
 
-type Job = (Record, oneshot::Sender<Result<(), StoreError>>);
+/// The rows of one grant decision, committed together.
+#[derive(Clone, Debug, Default)]
+pub struct GrantRows {
+    pub access: Option<AccessTokenRow>,
+    pub grounds: Vec<GroundRow>,
+    pub pct: Option<PctRow>,
+    pub decision: Option<DecisionRow>,
+}
+
+/// The writer's answer.
+#[derive(Debug)]
+pub enum Reply {
+    Done,
+    Consumed(Option<TicketRow>),
+}
+
+type Job = (Record, oneshot::Sender<Result<Reply, StoreError>>);
 
 const MAX_BATCH: usize = 256;
 
@@ -42,20 +66,29 @@ impl TokenRecorder {
     {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("custodia-token-recorder".into())
+            .name("custodia-writer".into())
             .spawn(move || writer(connect, rx))
-            .map_err(|e| StoreError::Task(format!("cannot start the token recorder: {e}")))?;
+            .map_err(|e| StoreError::Task(format!("cannot start the writer: {e}")))?;
         Ok(TokenRecorder { tx })
     }
 
-    /// Record one row; returns once it is committed.
-    pub async fn record(&self, row: Record) -> Result<(), StoreError> {
+    /// Queue one write; returns once it is committed.
+    pub async fn record(&self, row: Record) -> Result<Reply, StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send((row, done))
-            .map_err(|_| StoreError::Task("the token recorder stopped".into()))?;
+            .map_err(|_| StoreError::Task("the writer stopped".into()))?;
         wait.await
-            .map_err(|_| StoreError::Task("the token recorder dropped a request".into()))?
+            .map_err(|_| StoreError::Task("the writer dropped a request".into()))?
+    }
+}
+
+fn kind(r: &Record) -> u8 {
+    match r {
+        Record::AccessToken(_) => 0,
+        Record::Ticket(_) => 1,
+        Record::Consume(..) => 2,
+        Record::Grant(_) => 3,
     }
 }
 
@@ -81,25 +114,28 @@ where
                 continue;
             }
         };
-        // Each kind is its own batch, so a failing batch of one kind never leaves the other half
+        // Each kind is its own batch, so a failing batch of one kind never leaves another half
         // committed and retried.
-        let (access, tickets): (Vec<Job>, Vec<Job>) = jobs
-            .into_iter()
-            .partition(|(r, _)| matches!(r, Record::AccessToken(_)));
-        for group in [access, tickets] {
+        let mut groups: [Vec<Job>; 4] = Default::default();
+        for j in jobs {
+            groups[kind(&j.0) as usize].push(j);
+        }
+        for group in groups {
             if group.is_empty() {
                 continue;
             }
             let rows: Vec<Record> = group.iter().map(|(r, _)| r.clone()).collect();
-            match insert_batch(&mut conn, &rows) {
-                Ok(()) => {
-                    for (_, done) in group {
-                        let _ = done.send(Ok(()));
+            match run_batch(&mut conn, &rows) {
+                Ok(replies) => {
+                    for ((_, done), reply) in group.into_iter().zip(replies) {
+                        let _ = done.send(Ok(reply));
                     }
                 }
                 Err(_) => {
                     for (row, done) in group {
-                        let _ = done.send(insert_batch(&mut conn, std::slice::from_ref(&row)));
+                        let one = run_batch(&mut conn, std::slice::from_ref(&row))
+                            .map(|mut r| r.pop().unwrap_or(Reply::Done));
+                        let _ = done.send(one);
                     }
                 }
             }
@@ -107,23 +143,63 @@ where
     }
 }
 
-/// Insert a batch of one kind: access tokens in one statement, tickets in one transaction.
-fn insert_batch(conn: &mut DbConn, rows: &[Record]) -> Result<(), StoreError> {
-    let mut access = vec![];
-    let mut tickets = vec![];
-    for r in rows {
-        match r {
-            Record::AccessToken(a) => access.push(a.clone()),
-            Record::Ticket(t) => tickets.push(t.clone()),
+/// Run a batch of one kind as one transaction (access tokens: one statement); one reply per job.
+fn run_batch(conn: &mut DbConn, rows: &[Record]) -> Result<Vec<Reply>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(vec![]);
+    };
+    match first {
+        Record::AccessToken(_) => {
+            let access: Vec<AccessTokenRow> = rows
+                .iter()
+                .filter_map(|r| match r {
+                    Record::AccessToken(a) => Some(a.clone()),
+                    _ => None,
+                })
+                .collect();
+            match access.len() {
+                1 => grants::insert_access_token(conn, &access[0])?,
+                _ => grants::insert_access_tokens(conn, &access)?,
+            }
+            Ok(rows.iter().map(|_| Reply::Done).collect())
+        }
+        Record::Ticket(_) => {
+            let tickets: Vec<NewTicket> = rows
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Ticket(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            uma::insert_tickets(conn, &tickets)?;
+            Ok(rows.iter().map(|_| Reply::Done).collect())
+        }
+        Record::Consume(..) => {
+            let batch: Vec<(String, i64)> = rows
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Consume(h, n) => Some((h.clone(), *n)),
+                    _ => None,
+                })
+                .collect();
+            let consumed = grant::consume_tickets(conn, &batch)?;
+            Ok(consumed.into_iter().map(Reply::Consumed).collect())
+        }
+        Record::Grant(_) => {
+            let mut access = vec![];
+            let mut grounds = vec![];
+            let mut pcts = vec![];
+            let mut decisions = vec![];
+            for r in rows {
+                if let Record::Grant(g) = r {
+                    access.extend(g.access.clone());
+                    grounds.extend(g.grounds.iter().cloned());
+                    pcts.extend(g.pct.clone());
+                    decisions.extend(g.decision.clone());
+                }
+            }
+            grant::insert_grant_rows(conn, &access, &grounds, &pcts, &decisions)?;
+            Ok(rows.iter().map(|_| Reply::Done).collect())
         }
     }
-    match access.len() {
-        0 => {}
-        1 => grants::insert_access_token(conn, &access[0])?,
-        _ => grants::insert_access_tokens(conn, &access)?,
-    }
-    if !tickets.is_empty() {
-        uma::insert_tickets(conn, &tickets)?;
-    }
-    Ok(())
 }

@@ -34,6 +34,7 @@ use super::super::scope;
 use super::super::tokens::{Minter, RptPermission, RptSpec, TokenResponse};
 use crate::secrets::{Secret, SecretKind, new_id};
 use crate::store::grant::{self as store, AccessRequestRow, DecisionRow, GroundRow, PctRow};
+use crate::store::recorder::GrantRows;
 use crate::store::uma::{self, NewTicket, ResourceRow, TicketResourceRow, TicketRow};
 
 /// The grant type (UMA Grant §3.3.1).
@@ -76,9 +77,7 @@ async fn rotate(
             claims: old.claims.clone(),
         },
     };
-    core.store
-        .run(move |c| store::insert_ticket(c, &new))
-        .await?;
+    core.store.record_ticket(new).await?;
     Ok(ticket)
 }
 
@@ -186,10 +185,7 @@ pub async fn issue(
 
     // Single use, whatever happens next.
     let hash = Secret::new(ticket).hash();
-    let Some(row) = core
-        .store
-        .run(move |c| store::consume_ticket(c, &hash, now))
-        .await?
+    let Some(row) = core.store.consume_ticket(hash, now).await?
     else {
         return Err(OAuthError::invalid_grant(
             "the ticket is unknown, expired or already used",
@@ -328,7 +324,10 @@ pub async fn issue(
             let fresh = rotate(core, &row, &perms, now).await?;
             let d = record(outcome_str(ErrorCode::NeedInfo), &[]);
             core.store
-                .run(move |c| store::insert_decision(c, &d))
+                .record_grant(GrantRows {
+                    decision: Some(d),
+                    ..GrantRows::default()
+                })
                 .await?;
             let description = match &claim_problem {
                 Some(why) => format!("more claims are needed: {why}"),
@@ -375,7 +374,10 @@ pub async fn issue(
             let fresh = rotate(core, &row, &perms, now).await?;
             let d = record(outcome_str(ErrorCode::RequestSubmitted), &[]);
             core.store
-                .run(move |c| store::insert_decision(c, &d))
+                .record_grant(GrantRows {
+                    decision: Some(d),
+                    ..GrantRows::default()
+                })
                 .await?;
             return Err(OAuthError::uma(
                 ErrorCode::RequestSubmitted,
@@ -390,8 +392,11 @@ pub async fn issue(
         }
         let d = record(outcome_str(ErrorCode::RequestDenied), &[]);
         core.store
-            .run(move |c| store::insert_decision(c, &d))
-            .await?;
+                .record_grant(GrantRows {
+                    decision: Some(d),
+                    ..GrantRows::default()
+                })
+                .await?;
         return Err(OAuthError::new(
             ErrorCode::RequestDenied,
             "the client is not authorized for these permissions",
@@ -470,15 +475,13 @@ pub async fn issue(
         Some((s, r)) => (Some(s), Some(r)),
         None => (None, None),
     };
-    core.store.record_access_token(access_row).await?;
     let d = record("rpt_issued", &granted);
     core.store
-        .run(move |c| {
-            store::insert_grounds(c, &rows)?;
-            if let Some(p) = &pct_row {
-                store::insert_pct(c, p)?;
-            }
-            store::insert_decision(c, &d)
+        .record_grant(GrantRows {
+            access: Some(access_row),
+            grounds: rows,
+            pct: pct_row,
+            decision: Some(d),
         })
         .await?;
     Ok(TokenResponse {
