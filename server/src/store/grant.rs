@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::schema::{
     access_requests, grant_decisions, owner_settings, pcts, policies, rpt_grounds, tickets,
 };
-use super::uma::{NewTicket, TicketRow};
+use super::uma::TicketRow;
 use super::{DbConn, StoreError, conflict_or};
 use crate::{with_conn, with_tx};
 
@@ -166,15 +166,6 @@ macro_rules! consume_query {
     };
 }
 
-/// Consume a ticket (see [`consume_query!`]).
-pub fn consume_ticket(
-    conn: &mut DbConn,
-    hash: &str,
-    now: i64,
-) -> Result<Option<TicketRow>, StoreError> {
-    Ok(with_conn!(conn, c => consume_query!(c, hash, now))?)
-}
-
 /// Consume several tickets in one transaction (the writer's batch); one answer each.
 pub fn consume_tickets(
     conn: &mut DbConn,
@@ -214,11 +205,6 @@ pub fn insert_grant_rows(
         Ok::<(), diesel::result::Error>(())
     })
     .map_err(conflict_or)
-}
-
-/// Store a rotated ticket directly (the grant's `need_info` and `request_submitted`).
-pub fn insert_ticket(conn: &mut DbConn, ticket: &NewTicket) -> Result<(), StoreError> {
-    super::uma::insert_tickets(conn, std::slice::from_ref(ticket))
 }
 
 pub fn insert_request(conn: &mut DbConn, row: &AccessRequestRow) -> Result<(), StoreError> {
@@ -305,11 +291,6 @@ pub struct GroundRow {
     pub expires_at: i64,
 }
 
-pub fn insert_grounds(conn: &mut DbConn, rows: &[GroundRow]) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::insert_into(rpt_grounds::table).values(rows).execute(c))?;
-    Ok(())
-}
-
 /// The grounds of an RPT that still hold: their policy still exists, or their request is still
 /// approved. `None` when the RPT has no recorded grounds at all.
 pub fn live_grounds(conn: &mut DbConn, jti: &str) -> Result<Option<Vec<GroundRow>>, StoreError> {
@@ -363,12 +344,6 @@ pub struct PctRow {
     pub created_at: i64,
 }
 
-pub fn insert_pct(conn: &mut DbConn, row: &PctRow) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::insert_into(pcts::table).values(row).execute(c))
-        .map(|_| ())
-        .map_err(conflict_or)
-}
-
 pub fn pct(conn: &mut DbConn, hash: &str) -> Result<Option<PctRow>, StoreError> {
     Ok(with_conn!(conn, c => pcts::table
         .find(hash)
@@ -387,12 +362,6 @@ pub fn revoke_pct(conn: &mut DbConn, hash: &str, client: &str) -> Result<bool, S
     .set(pcts::revoked.eq(true))
     .execute(c))?;
     Ok(n == 1)
-}
-
-pub fn insert_decision(conn: &mut DbConn, row: &DecisionRow) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::insert_into(grant_decisions::table).values(row).execute(c))
-        .map(|_| ())
-        .map_err(conflict_or)
 }
 
 pub fn decisions_of(
