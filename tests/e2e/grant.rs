@@ -1225,3 +1225,23 @@ mod pushed_upstream_tokens {
         pushed_upstream_tokens(Backend::Postgres).await;
     }
 }
+
+// UMA-GRANT-54 (expiry) and unknown tickets: an expired ticket, a made-up one and one of another
+// authorization server are `invalid_grant`.
+both!(expired_and_unknown_tickets, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+    "CUSTODIA_TICKET_TTL" => "60",
+], |srv| {
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let app = app_client(&srv).await;
+    let t = ticket_for(&format!("{fhir}/fhir/Patient/{alice}")).await;
+    srv.core.clock.advance(61);
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "expired: {v}");
+    for made_up in ["cst_pt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "016f84e8-f9b9-11e0-bd6f-0021cc6004de"] {
+        let (s, v) = uma_token(&srv, &app, &[("ticket", made_up)]).await;
+        assert_eq!((s, err(&v)), (400, "invalid_grant"), "{made_up}: {v}");
+    }
+});

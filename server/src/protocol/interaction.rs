@@ -117,8 +117,7 @@ async fn complete_with(
     now: i64,
 ) -> Result<String, OAuthError> {
     let hash = Secret::new(it.ticket.clone()).hash();
-    let Some(old) = core.store.consume_ticket(hash, now).await?
-    else {
+    let Some(old) = core.store.consume_ticket(hash, now).await? else {
         return Err(OAuthError::invalid_request(
             "the ticket was used meanwhile; ask the application to start again",
         ));

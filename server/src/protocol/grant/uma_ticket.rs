@@ -185,8 +185,7 @@ pub async fn issue(
 
     // Single use, whatever happens next.
     let hash = Secret::new(ticket).hash();
-    let Some(row) = core.store.consume_ticket(hash, now).await?
-    else {
+    let Some(row) = core.store.consume_ticket(hash, now).await? else {
         return Err(OAuthError::invalid_grant(
             "the ticket is unknown, expired or already used",
         ));
@@ -392,11 +391,11 @@ pub async fn issue(
         }
         let d = record(outcome_str(ErrorCode::RequestDenied), &[]);
         core.store
-                .record_grant(GrantRows {
-                    decision: Some(d),
-                    ..GrantRows::default()
-                })
-                .await?;
+            .record_grant(GrantRows {
+                decision: Some(d),
+                ..GrantRows::default()
+            })
+            .await?;
         return Err(OAuthError::new(
             ErrorCode::RequestDenied,
             "the client is not authorized for these permissions",
