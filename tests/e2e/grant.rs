@@ -27,33 +27,7 @@ async fn fhir_connected_with(
     owner: &str,
     verification: custodia_sdk::Verification,
 ) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let base = format!("http://127.0.0.1:{port}");
-    let rs = TestClient::from_json(
-        &srv.add_client(json!({
-            "client_name": "FHIR example",
-            "redirect_uris": [format!("{base}/connect/callback")],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "uma_protection",
-        }))
-        .await,
-    );
-    let (server, _) = custodia_fhir_example::start(
-        custodia_fhir_example::Settings {
-            issuer: srv.base.clone(),
-            client_id: rs.id.clone(),
-            client_secret: rs.secret.clone().unwrap_or_default(),
-            public_url: base.clone(),
-            database: dir.join("fhir.db"),
-            insecure_allow_http: true,
-            verification,
-            introspection_cache: std::time::Duration::from_secs(0),
-        },
-        listener,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(server);
+    let (base, _) = fhir_example(srv, dir, verification).await;
     let browser = browser();
     let to_as = browser
         .get(format!("{base}/connect"))

@@ -4,7 +4,6 @@
 //! `WWW-Authenticate: UMA` challenge that Custodia recognises, and RPTs are verified both locally
 //! and by introspection.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -283,39 +282,6 @@ both!(sdk_rpt_verification, |srv| {
     assert!(fresh.verify_introspection(&pat, &rpt).await.is_err());
 });
 
-/// Start the example FHIR server against `srv`; returns its base URL and the RS client.
-async fn start_fhir(srv: &TestServer, dir: &std::path::Path) -> (String, TestClient) {
-    let verification = Verification::Local;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let base = format!("http://127.0.0.1:{port}");
-    let rs = TestClient::from_json(
-        &srv.add_client(json!({
-            "client_name": "FHIR example",
-            "redirect_uris": [format!("{base}/connect/callback")],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "uma_protection",
-        }))
-        .await,
-    );
-    let (server, _) = custodia_fhir_example::start(
-        custodia_fhir_example::Settings {
-            issuer: srv.base.clone(),
-            client_id: rs.id.clone(),
-            client_secret: rs.secret.clone().unwrap_or_default(),
-            public_url: base.clone(),
-            database: dir.join("fhir.db"),
-            insecure_allow_http: true,
-            verification,
-            introspection_cache: std::time::Duration::from_secs(0),
-        },
-        listener,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(server);
-    (base, rs)
-}
-
 /// The owner connects the example server: `/connect` → Custodia (sign in, allow) → callback.
 async fn connect(srv: &TestServer, fhir: &str, username: &str) -> String {
     let browser = browser();
@@ -371,7 +337,7 @@ both!(fhir_example_resource_server, [
 ], |srv| {
     let alice = srv.add_user("alice", PW).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (fhir, rs) = start_fhir(&srv, dir.path()).await;
+    let (fhir, rs) = fhir_example(&srv, dir.path(), Verification::Local).await;
     let text = connect(&srv, &fhir, "alice").await;
     assert!(text.contains(&alice), "{text}");
 

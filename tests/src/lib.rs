@@ -654,6 +654,44 @@ pub async fn bearer_json(
     )
 }
 
+/// Start the example FHIR resource server against `srv` (its client registered with Custodia,
+/// its database in `dir`, verifying RPTs as `verification` says, no introspection cache); returns
+/// its base URL and its client. The server needs `CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS`.
+pub async fn fhir_example(
+    srv: &TestServer,
+    dir: &std::path::Path,
+    verification: custodia_sdk::Verification,
+) -> (String, TestClient) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}");
+    let rs = TestClient::from_json(
+        &srv.add_client(serde_json::json!({
+            "client_name": "FHIR example",
+            "redirect_uris": [format!("{base}/connect/callback")],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "uma_protection",
+        }))
+        .await,
+    );
+    let (server, _) = custodia_fhir_example::start(
+        custodia_fhir_example::Settings {
+            issuer: srv.base.clone(),
+            client_id: rs.id.clone(),
+            client_secret: rs.secret.clone().unwrap_or_default(),
+            public_url: base.clone(),
+            database: dir.join("fhir.db"),
+            insecure_allow_http: true,
+            verification,
+            introspection_cache: std::time::Duration::from_secs(0),
+        },
+        listener,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(server);
+    (base, rs)
+}
+
 /// The path of the `custodia` binary built by `cargo build` (the test command builds it first).
 pub fn custodia_bin() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
