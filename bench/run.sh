@@ -8,7 +8,7 @@
 #   ALGS="ES256" bench/run.sh     one algorithm
 #   PARTS="tickets" bench/run.sh  only some parts: oauth (token/introspection/discovery), tickets
 #                                 (UMA permission endpoint, RS256 PAT), grant (the UMA grant with a
-#                                 pushed ID token; POLICIES="1 100 10000"), peer
+#                                 pushed ID token; POLICIES="1 100 10000", GRANT_CONNS=32), peer
 #
 # Needs: wrk (installed by the peer script through apt-get when missing), node and npm (the peer and
 # the summary table), curl. Results land in $WORK (printed at the start).
@@ -91,7 +91,7 @@ if has grant; then
       export TICKET_DIR=$d/tickets-$rep; mkdir -p "$TICKET_DIR"
       wrk -t2 -c32 -d4s -s "$ROOT/bench/tickets.lua" "http://127.0.0.1:$PORT/uma/permission" >/dev/null
       dur=10s; [ $rep = warm ] && dur=5s
-      out=$(wrk -t2 -c32 -d$dur --latency -s "$ROOT/bench/grant.lua" "http://127.0.0.1:$PORT/token" | grep BENCH_RESULT)
+      out=$(wrk -t2 -c${GRANT_CONNS:-32} -d$dur --latency -s "$ROOT/bench/grant.lua" "http://127.0.0.1:$PORT/token" | grep BENCH_RESULT)
       [ $rep = warm ] || echo "$out" | tee -a "$d/results.txt"
     done
     kill "$spid"; wait "$spid" 2>/dev/null || true
