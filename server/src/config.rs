@@ -152,6 +152,10 @@ pub struct TrustedIssuer {
     /// Scopes asked for at sign-in (default `openid email profile`).
     #[serde(default)]
     pub scope: Option<String>,
+    /// Claim mapping: the provider's claim name → the name policies use (e.g. `"npi":
+    /// "practitioner_id"`). Unmapped claims keep their names.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for TrustedIssuer {
@@ -257,7 +261,7 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
     (
         "CUSTODIA_TRUSTED_ISSUERS",
         "trusted_issuers",
-        "none (a JSON array of {issuer, audiences, client_id, client_secret, name, scope})",
+        "none (a JSON array of {issuer, audiences, client_id, client_secret, name, scope, claims})",
     ),
     (
         "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS",

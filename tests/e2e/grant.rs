@@ -940,6 +940,8 @@ async fn with_upstream(backend: Backend) -> (TestServer, Upstream) {
         &[
             ("CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS", "true"),
             ("CUSTODIA_TRUSTED_ISSUERS", &trusted),
+            // Tickets outlive the upstream's ten-minute ID tokens (the expiry test moves the clock).
+            ("CUSTODIA_TICKET_TTL", "3600"),
         ],
     )
     .await;
@@ -1182,6 +1184,28 @@ async fn pushed_upstream_tokens(backend: Backend) {
         v["error_description"]
             .as_str()
             .is_some_and(|d| d.contains("not trusted")),
+        "{v}"
+    );
+    // Expired: a valid token, presented after its ten-minute lifetime (Custodia's clock moved;
+    // the ticket is taken first, while the resource server's and Custodia's clocks agree).
+    let token = upstream_id_token(&up, "clinic-app", "dr-who").await;
+    let t = ticket_for(&url).await;
+    srv.core.clock.advance(11 * 60);
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[
+            ("ticket", &t),
+            ("claim_token", &token),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
         "{v}"
     );
 }

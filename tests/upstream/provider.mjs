@@ -93,7 +93,7 @@ const configuration = {
   },
   // Fixed lifetimes (seconds), which also keeps oidc-provider from noting each default it uses.
   ttl: {
-    Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 3600, IdToken: 3600, AuthorizationCode: 60,
+    Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60,
   },
   // `pkce` keeps its default: optional for confidential clients, S256 accepted.
 };

@@ -101,7 +101,9 @@ pub async fn verify_id_token(
     let Ok(parsed) = token.parse::<CoreIdToken>() else {
         return Ok(Err("the claim token is not an ID token".into()));
     };
+    // The most telling failure: one that got past the audience check, if any.
     let mut last = String::new();
+    let mut past_audience: Option<String> = None;
     // A failure may be a rotated key: rediscover once (rate-limited) and retry.
     for refetch in [None, Some(crate::now())] {
         let md = match metadata(core, &t.issuer, refetch).await {
@@ -116,10 +118,17 @@ pub async fn verify_id_token(
             };
             match result {
                 Ok(()) => return Ok(Ok(verified_party(t, token))),
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    let e = e.to_string();
+                    if !e.to_ascii_lowercase().contains("audience") && past_audience.is_none() {
+                        past_audience = Some(e.clone());
+                    }
+                    last = e;
+                }
             }
         }
     }
+    let last = past_audience.unwrap_or(last);
     let why = if last.contains("expired") {
         "the claim token has expired".to_string()
     } else if last.contains("audience") || last.contains("Audience") {
@@ -183,7 +192,8 @@ fn verified_party(t: &TrustedIssuer, token: &str) -> Verified {
             ),
             _ => continue,
         };
-        party_claims.insert(k.clone(), value);
+        let name = t.claims.get(k).cloned().unwrap_or_else(|| k.clone());
+        party_claims.insert(name, value);
     }
     Verified {
         party: Party {
@@ -315,4 +325,40 @@ pub fn trusted<'a>(core: &'a Core, issuer: &str) -> Option<&'a TrustedIssuer> {
         .trusted_issuers
         .iter()
         .find(|t| t.issuer == issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The configured claim mapping renames the provider's claims; identity claims stay apart.
+    #[test]
+    fn claim_mapping() {
+        let t = TrustedIssuer {
+            issuer: "https://idp.example".into(),
+            audiences: vec!["app".into()],
+            claims: [("npi".to_string(), "practitioner_id".to_string())].into(),
+            ..TrustedIssuer::default()
+        };
+        let payload = URL_SAFE_NO_PAD.encode(
+            serde_json::json!({
+                "iss": "https://idp.example", "sub": "dr-who", "aud": "app", "exp": 1, "iat": 0,
+                "npi": "P-1001", "role": "clinician", "email": "dr@x.example", "email_verified": true,
+            })
+            .to_string(),
+        );
+        let v = verified_party(&t, &format!("h.{payload}.s"));
+        assert_eq!(v.party.subject.as_deref(), Some("dr-who"));
+        assert_eq!(
+            v.party.claims.get("practitioner_id"),
+            Some(&ClaimValue::String("P-1001".into()))
+        );
+        assert!(!v.party.claims.contains_key("npi"));
+        assert_eq!(
+            v.party.claims.get("role"),
+            Some(&ClaimValue::String("clinician".into()))
+        );
+        assert!(!v.party.claims.contains_key("sub") && !v.party.claims.contains_key("exp"));
+        assert!(v.party.email_verified);
+    }
 }
