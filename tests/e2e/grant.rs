@@ -875,6 +875,9 @@ both!(pct_reuse_and_rpt_upgrade, [
         let (s, _, _) = bearer_json(Method::GET, url, Some(&rpt2), None).await;
         assert_eq!(s, 200, "{url}");
     }
+    // UMA-GRANT-43: the old RPT is revoked by the upgrade.
+    assert_eq!(introspect(&srv, &app, &rpt1).await, json!({"active": false}));
+    assert_eq!(introspect(&srv, &app, &rpt2).await["active"], json!(true));
 
     // Another client cannot use the PCT, nor upgrade this client's RPT.
     let other = app_client(&srv).await;

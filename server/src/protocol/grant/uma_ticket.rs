@@ -405,7 +405,9 @@ pub async fn issue(
     // An upgrade keeps the old RPT's permissions that still hold and that this resource server
     // serves (UMA Grant §3.3.5).
     let mut upgraded = None;
+    let mut replaced: Option<String> = None;
     if let Some((old_jti, old_perms)) = previous {
+        replaced = Some(old_jti.clone());
         let (kept, kept_grounds) = still_held(core, &old_jti, old_perms, &row.rs_client_id).await?;
         for p in kept {
             match granted.iter_mut().find(|g| g.resource_id == p.resource_id) {
@@ -483,6 +485,12 @@ pub async fn issue(
             decision: Some(d),
         })
         .await?;
+    // UMA-GRANT-43: the upgraded RPT replaces the old one.
+    if let Some(jti) = replaced {
+        core.store
+            .run(move |c| crate::store::grants::revoke_access_token(c, &jti))
+            .await?;
+    }
     Ok(TokenResponse {
         access_token: token,
         token_type: "Bearer",
