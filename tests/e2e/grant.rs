@@ -1241,6 +1241,21 @@ both!(expired_and_unknown_tickets, [
     srv.core.clock.advance(61);
     let (s, v) = uma_token(&srv, &app, &[("ticket", &t)]).await;
     assert_eq!((s, err(&v)), (400, "invalid_grant"), "expired: {v}");
+    // UMA-GRANT-15, -45: `scope` values must be the client's and offered by the ticket's resources.
+    let t = ticket_for(&format!("{fhir}/fhir/Patient/{alice}")).await;
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("scope", "print")]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_scope"), "not the client's: {v}");
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("scope", "openid")]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_scope"), "no resource offers it: {v}");
+    // UMA-GRANT-27: the claims sign-in form is refused without its CSRF token.
+    let resp = browser()
+        .post(srv.url("/uma/claims/login"))
+        .form(&[("request", "client_id=x"), ("username", "alice"), ("password", PW)])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.headers().get("location").is_none());
     for made_up in ["cst_pt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "016f84e8-f9b9-11e0-bd6f-0021cc6004de"] {
         let (s, v) = uma_token(&srv, &app, &[("ticket", made_up)]).await;
         assert_eq!((s, err(&v)), (400, "invalid_grant"), "{made_up}: {v}");

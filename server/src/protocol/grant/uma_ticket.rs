@@ -254,6 +254,16 @@ pub async fn issue(
         .store
         .run(move |c| store::latest_request(c, &o, &cid, &pk))
         .await?;
+    // UMA-GRANT-45: a requested scope that no resource of the ticket offers.
+    if let Some(s) = extra.iter().find(|s| {
+        !rows
+            .iter()
+            .any(|r| super::super::resources::scopes_of(r).contains(s))
+    }) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope `{s}` is not a scope of any resource of this ticket"
+        )));
+    }
     let wanted = wanted(&perms, &rows, &extra);
     let mut granted: Vec<RptPermission> = vec![];
     let mut denied: Vec<(ResourceRow, String)> = vec![];
