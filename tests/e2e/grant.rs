@@ -548,6 +548,38 @@ both!(interactive_claims_gathering, [
         assert!(resp.headers().get("location").is_none(), "{label}: no redirect");
     }
 
+    // UMA-GRANT-26: the requesting party cancels → back with `error=access_denied` and `state`.
+    let b0 = browser();
+    let q0 = serde_urlencoded::to_string([
+        ("client_id", app.id.as_str()),
+        ("ticket", t2.as_str()),
+        ("state", "abc"),
+    ])
+    .unwrap_or_default();
+    let page = open(&b0, &format!("{interact}?{q0}")).await;
+    let (_, html) = page.page();
+    let resp = b0
+        .post(srv.url("/uma/claims/cancel"))
+        .form(&[
+            ("csrf", input_value(html, "csrf").unwrap_or_default().as_str()),
+            ("request", input_value(html, "request").unwrap_or_default().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    let back = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let q = query(&back);
+    assert!(back.starts_with("https://client.example/claims?"), "{back}");
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(q.get("state").map(String::as_str), Some("abc"));
+    assert!(!q.contains_key("ticket"));
+
     // Bob signs in at Custodia; back at the client with a new ticket and the state.
     let b = browser();
     let q = serde_urlencoded::to_string([

@@ -261,3 +261,36 @@ pub async fn upstream_callback(
     let _ = resp.add_cookie(&gone);
     resp
 }
+
+/// `POST /uma/claims/cancel`: the requesting party declines (UMA-GRANT-26).
+pub async fn cancel(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let form = match Params::parse(&body) {
+        Ok(f) => f,
+        Err(e) => return error::page(&e),
+    };
+    if !csrf_ok(&req, &form) {
+        return error::page(&OAuthError::invalid_request(
+            "the form expired or did not come from this server; start again from the application",
+        ));
+    }
+    let raw = match Params::parse(form.get("request").unwrap_or("").as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error::page(&e),
+    };
+    let it = match interaction::validate(&state.core, raw, state.core.now()).await {
+        Ok(i) => i,
+        Err(e) => return error::page(&e),
+    };
+    match interaction::declined(&it) {
+        Ok(url) => see_other(&url),
+        Err(e) => error::page(&e),
+    }
+}

@@ -96,6 +96,20 @@ pub async fn complete(
     complete_with(core, it, claims, now).await
 }
 
+/// The requesting party declined: back to the client with `error=access_denied` (and `state`),
+/// the ticket untouched (UMA-GRANT-26).
+pub fn declined(it: &Interaction) -> Result<String, OAuthError> {
+    let mut url = url::Url::parse(&it.claims_redirect_uri).map_err(OAuthError::internal)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", "access_denied");
+        if let Some(s) = &it.state {
+            q.append_pair("state", s);
+        }
+    }
+    Ok(url.to_string())
+}
+
 /// Finish an interaction with claims verified at another provider.
 pub async fn complete_upstream(
     core: &Core,
