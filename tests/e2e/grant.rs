@@ -28,33 +28,7 @@ async fn fhir_connected_with(
     verification: custodia_sdk::Verification,
 ) -> String {
     let (base, _) = fhir_example(srv, dir, verification).await;
-    let browser = browser();
-    let to_as = browser
-        .get(format!("{base}/connect"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = to_as
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let login = open(&browser, &url).await;
-    let (_, page) = login.page();
-    let back = match submit_login(&browser, srv, page, owner, PW).await {
-        Landing::Redirect(_, l) => l,
-        Landing::Page(_, consent) => submit_consent(&browser, srv, &consent, "allow")
-            .await
-            .redirect()
-            .to_string(),
-    };
-    let done = browser
-        .get(&back)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(done.status().as_u16(), 200);
+    connect_fhir(srv, &base, owner, PW).await;
     base
 }
 

@@ -282,52 +282,6 @@ both!(sdk_rpt_verification, |srv| {
     assert!(fresh.verify_introspection(&pat, &rpt).await.is_err());
 });
 
-/// The owner connects the example server: `/connect` → Custodia (sign in, allow) → callback.
-async fn connect(srv: &TestServer, fhir: &str, username: &str) -> String {
-    let browser = browser();
-    let to_as = browser
-        .get(format!("{fhir}/connect"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(to_as.status().as_u16(), 303);
-    let url = to_as
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(url.starts_with(&srv.url("/authorize")), "{url}");
-    let login = open(&browser, &url).await;
-    let (_, page) = login.page();
-    let back = match submit_login(&browser, srv, page, username, PW).await {
-        Landing::Redirect(_, l) => l,
-        Landing::Page(_, consent) => {
-            assert!(
-                consent.contains("FHIR example"),
-                "the consent page names the RS"
-            );
-            submit_consent(&browser, srv, &consent, "allow")
-                .await
-                .redirect()
-                .to_string()
-        }
-    };
-    assert!(
-        back.starts_with(&format!("{fhir}/connect/callback")),
-        "{back}"
-    );
-    let done = browser
-        .get(&back)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let status = done.status().as_u16();
-    let text = done.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "{text}");
-    text
-}
-
 // The example FHIR server: connect registers the owner's resources; a request with no token gets
 // 401 with a UMA challenge whose ticket Custodia recognises (UMA-FED-41, UMA-FED-42); a covering
 // RPT reads, a lacking one gets 403 with a fresh ticket; writes need the write scope; with
@@ -338,7 +292,7 @@ both!(fhir_example_resource_server, [
     let alice = srv.add_user("alice", PW).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (fhir, rs) = fhir_example(&srv, dir.path(), Verification::Local).await;
-    let text = connect(&srv, &fhir, "alice").await;
+    let text = connect_fhir(&srv, &fhir, "alice", PW).await;
     assert!(text.contains(&alice), "{text}");
 
     // Custodia holds the two resources of the owner, registered by this RS.
@@ -369,7 +323,7 @@ both!(fhir_example_resource_server, [
         .run(move |c| custodia_server::store::uma::insert_resource(c, &stray))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    connect(&srv, &fhir, "alice").await;
+    connect_fhir(&srv, &fhir, "alice", PW).await;
     let (store, rs_id, owner) = (srv.store.clone(), rs.id.clone(), alice.clone());
     let mut again = store
         .run(move |c| custodia_server::store::uma::list_resources(c, &rs_id, &owner))

@@ -692,6 +692,52 @@ pub async fn fhir_example(
     (base, rs)
 }
 
+/// The owner connects the example FHIR server (from [`fhir_example`]): `/connect` → Custodia (sign in, allow) → callback.
+pub async fn connect_fhir(srv: &TestServer, fhir: &str, username: &str, password: &str) -> String {
+    let browser = browser();
+    let to_as = browser
+        .get(format!("{fhir}/connect"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(to_as.status().as_u16(), 303);
+    let url = to_as
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(url.starts_with(&srv.url("/authorize")), "{url}");
+    let login = open(&browser, &url).await;
+    let (_, page) = login.page();
+    let back = match submit_login(&browser, srv, page, username, password).await {
+        Landing::Redirect(_, l) => l,
+        Landing::Page(_, consent) => {
+            assert!(
+                consent.contains("FHIR example"),
+                "the consent page names the RS"
+            );
+            submit_consent(&browser, srv, &consent, "allow")
+                .await
+                .redirect()
+                .to_string()
+        }
+    };
+    assert!(
+        back.starts_with(&format!("{fhir}/connect/callback")),
+        "{back}"
+    );
+    let done = browser
+        .get(&back)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = done.status().as_u16();
+    let text = done.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+    text
+}
+
 /// The path of the `custodia` binary built by `cargo build` (the test command builds it first).
 pub fn custodia_bin() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")

@@ -18,9 +18,7 @@
 //!    dead (UMA-GRANT-46, -50).
 //! 6. Every decision is recorded for the owner (audit).
 
-use std::collections::BTreeMap;
-
-use custodia_policy::{Party, RequestContext, RequiredClaim};
+use custodia_policy::{RequestContext, RequiredClaim};
 use serde_json::{Value, json};
 
 use super::super::Core;
@@ -232,13 +230,10 @@ pub async fn issue(
             .and_then(|v| v.get("persist").and_then(Value::as_bool))
             .unwrap_or(false);
     let verified = verified.or(gathered).or(from_pct);
-    let party = verified.as_ref().map(|v| v.party.clone()).unwrap_or(Party {
-        issuer: None,
-        subject: None,
-        email: None,
-        email_verified: false,
-        claims: BTreeMap::new(),
-    });
+    let party = verified
+        .as_ref()
+        .map(|v| v.party.clone())
+        .unwrap_or_default();
     let ctx = RequestContext {
         now,
         client_id: client.id.clone(),
