@@ -118,6 +118,9 @@ pub struct Config {
     pub session_ttl: u64,
     /// Permission ticket lifetime (UMA Federated Authorization §4, UMA Grant §5.5).
     pub ticket_ttl: u64,
+    /// How old claims behind a PCT may be before the requesting party is asked again, seconds
+    /// (UMA-GRANT-36).
+    pub pct_claims_max_age: u64,
     pub max_body_bytes: usize,
     pub rate_limits: RateLimits,
     /// Other OpenID Providers whose ID tokens about requesting parties Custodia accepts (pushed
@@ -204,6 +207,7 @@ pub struct RawConfig {
     pub refresh_token_ttl: Option<u64>,
     pub session_ttl: Option<u64>,
     pub ticket_ttl: Option<u64>,
+    pub pct_claims_max_age: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub rate_token_per_second: Option<u32>,
     pub rate_token_burst: Option<u32>,
@@ -241,6 +245,7 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
     ("CUSTODIA_REFRESH_TOKEN_TTL", "refresh_token_ttl", "1209600"),
     ("CUSTODIA_SESSION_TTL", "session_ttl", "28800"),
     ("CUSTODIA_TICKET_TTL", "ticket_ttl", "300"),
+    ("CUSTODIA_PCT_CLAIMS_MAX_AGE", "pct_claims_max_age", "86400"),
     ("CUSTODIA_MAX_BODY_BYTES", "max_body_bytes", "65536"),
     (
         "CUSTODIA_RATE_TOKEN_PER_SECOND",
@@ -311,6 +316,7 @@ impl RawConfig {
                 "refresh_token_ttl" => self.refresh_token_ttl = Some(parse_num(name, &v)?),
                 "session_ttl" => self.session_ttl = Some(parse_num(name, &v)?),
                 "ticket_ttl" => self.ticket_ttl = Some(parse_num(name, &v)?),
+                "pct_claims_max_age" => self.pct_claims_max_age = Some(parse_num(name, &v)?),
                 "max_body_bytes" => self.max_body_bytes = Some(parse_num(name, &v)?),
                 "rate_token_per_second" => self.rate_token_per_second = Some(parse_num(name, &v)?),
                 "rate_token_burst" => self.rate_token_burst = Some(parse_num(name, &v)?),
@@ -447,6 +453,13 @@ impl RawConfig {
                 "must be between 10 and 3600 seconds",
             ));
         }
+        let pct_claims_max_age = self.pct_claims_max_age.unwrap_or(86_400);
+        if !(60..=90 * 86_400).contains(&pct_claims_max_age) {
+            return Err(bad(
+                "CUSTODIA_PCT_CLAIMS_MAX_AGE",
+                "must be between 60 seconds and 90 days",
+            ));
+        }
 
         let db_pool_size = self.db_pool_size.unwrap_or(8);
         if !(1..=256).contains(&db_pool_size) {
@@ -530,6 +543,7 @@ impl RawConfig {
             refresh_token_ttl,
             session_ttl,
             ticket_ttl,
+            pct_claims_max_age,
             max_body_bytes,
             rate_limits,
             insecure_loopback_http_redirects: self

@@ -11,12 +11,13 @@ use custodia_tests::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-const PW: &str = "correct horse battery";
-const UMA_GRANT: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
-const ID_TOKEN_FORMAT: &str = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken";
+pub(crate) const PW: &str = "correct horse battery";
+pub(crate) const UMA_GRANT: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
+pub(crate) const ID_TOKEN_FORMAT: &str =
+    "http://openid.net/specs/openid-connect-core-1_0.html#IDToken";
 
 /// The example FHIR server on a free port, connected by `owner`; returns its base URL.
-async fn fhir_connected(srv: &TestServer, dir: &std::path::Path, owner: &str) -> String {
+pub(crate) async fn fhir_connected(srv: &TestServer, dir: &std::path::Path, owner: &str) -> String {
     fhir_connected_with(srv, dir, owner, custodia_sdk::Verification::Local).await
 }
 
@@ -33,7 +34,10 @@ async fn fhir_connected_with(
 }
 
 /// A browser signed in on `/account` as `username` (for the owner API).
-async fn owner_session(srv: &TestServer, username: &str) -> custodia_tests::reqwest::Client {
+pub(crate) async fn owner_session(
+    srv: &TestServer,
+    username: &str,
+) -> custodia_tests::reqwest::Client {
     let b = browser();
     let landing = open(&b, &srv.url("/account")).await;
     let (_, page) = landing.page();
@@ -52,7 +56,7 @@ async fn owner_session(srv: &TestServer, username: &str) -> custodia_tests::reqw
     b
 }
 
-async fn owner_call(
+pub(crate) async fn owner_call(
     b: &custodia_tests::reqwest::Client,
     method: Method,
     url: &str,
@@ -68,7 +72,11 @@ async fn owner_call(
 }
 
 /// The resource id the example registered for `label` (`Patient record`, `Observations`).
-async fn resource_id(b: &custodia_tests::reqwest::Client, srv: &TestServer, label: &str) -> String {
+pub(crate) async fn resource_id(
+    b: &custodia_tests::reqwest::Client,
+    srv: &TestServer,
+    label: &str,
+) -> String {
     let (s, list) = owner_call(b, Method::GET, &srv.url("/owner/resources"), None).await;
     assert_eq!(s, 200, "{list}");
     list.as_array()
@@ -79,7 +87,7 @@ async fn resource_id(b: &custodia_tests::reqwest::Client, srv: &TestServer, labe
 }
 
 /// A share of one resource with one of our users, for some scopes.
-fn share(srv: &TestServer, resource: &str, subject: &str, scopes: &[&str]) -> Value {
+pub(crate) fn share(srv: &TestServer, resource: &str, subject: &str, scopes: &[&str]) -> Value {
     json!({
         "kind": "share",
         "resource": {"resource": resource},
@@ -89,7 +97,7 @@ fn share(srv: &TestServer, resource: &str, subject: &str, scopes: &[&str]) -> Va
 }
 
 /// The client app of the requesting party: confidential, UMA grant, `openid` for ID tokens.
-async fn app_client(srv: &TestServer) -> TestClient {
+pub(crate) async fn app_client(srv: &TestServer) -> TestClient {
     TestClient::from_json(
         &srv.add_client(json!({
             "client_name": "Clinic app",
@@ -103,7 +111,7 @@ async fn app_client(srv: &TestServer) -> TestClient {
 }
 
 /// A fresh ticket from the resource server's challenge for `url`.
-async fn ticket_for(url: &str) -> String {
+pub(crate) async fn ticket_for(url: &str) -> String {
     let resp = http()
         .get(url)
         .send()
@@ -123,13 +131,17 @@ async fn ticket_for(url: &str) -> String {
         .to_string()
 }
 
-async fn uma_token(srv: &TestServer, app: &TestClient, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn uma_token(
+    srv: &TestServer,
+    app: &TestClient,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let mut f = vec![("grant_type", UMA_GRANT)];
     f.extend_from_slice(form);
     token_request(srv, app, &f).await
 }
 
-fn err(v: &Value) -> &str {
+pub(crate) fn err(v: &Value) -> &str {
     v["error"].as_str().unwrap_or_default()
 }
 
@@ -1058,7 +1070,9 @@ async fn whole_uma_flow(backend: Backend) {
     let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
     let interact = v["redirect_user"].as_str().unwrap_or_default().to_string();
 
-    // The requesting party's browser: Custodia's page offers the upstream provider.
+    // UMA-GRANT-48: `redirect_user` is for this request: it names the provider the policy needs.
+    let idp = serde_urlencoded::to_string([("idp", up.issuer.as_str())]).unwrap_or_default();
+    assert_eq!(interact, format!("{}?{idp}", srv.url("/uma/claims")), "{v}");
     let b = browser();
     let q = serde_urlencoded::to_string([
         ("client_id", app.id.as_str()),
@@ -1066,16 +1080,14 @@ async fn whole_uma_flow(backend: Backend) {
         ("state", "st-1"),
     ])
     .unwrap_or_default();
-    let page = open(&b, &format!("{interact}?{q}")).await;
+    // The static endpoint offers the provider among the ways to sign in ...
+    let page = open(&b, &format!("{}?{q}", srv.url("/uma/claims"))).await;
     let (_, html) = page.page();
     assert!(html.contains("Sign in with Clinic IdP"), "{html}");
-    let request = input_value(html, "request").unwrap_or_default();
+    // ... and the client, appending its parameters to `redirect_user` (keeping its query,
+    // UMA-GRANT-19), sends the requesting party straight to the provider.
     let start = b
-        .get(srv.url("/uma/claims/upstream"))
-        .query(&[
-            ("request", request.as_str()),
-            ("issuer", up.issuer.as_str()),
-        ])
+        .get(format!("{interact}&{q}"))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -6,6 +6,7 @@ mod cli;
 mod client_credentials;
 mod concurrency;
 mod grant;
+mod grant_rules;
 mod keys;
 mod oidc_flow;
 mod prompt;

@@ -72,6 +72,16 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         Ok(i) => i,
         Err(e) => return error::page(&e),
     };
+    // A `redirect_user` of the grant may name the provider the policies need (UMA-GRANT-48):
+    // straight there, whoever is signed in here.
+    if let Some(t) = it
+        .raw
+        .get("idp")
+        .and_then(|i| crate::protocol::upstream::trusted(&state.core, i))
+        .filter(|t| t.client_id.is_some())
+    {
+        return go_upstream(&state, t, it.raw.encode()).await;
+    }
     match current_session(&state, &req, now).await {
         Ok(Some((_, user))) => {
             match interaction::complete(&state.core, &it, &user, false, now).await {
@@ -160,7 +170,6 @@ pub async fn upstream_start(
     q: web::Query<UpstreamQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    use base64::Engine as _;
     let now = state.core.now();
     let raw = match Params::parse(q.request.as_bytes()) {
         Ok(p) => p,
@@ -174,17 +183,26 @@ pub async fn upstream_start(
             "this identity provider is not available here",
         ));
     };
-    let (url, pending) =
-        match crate::protocol::upstream::start(&state.core, t, q.request.clone()).await {
-            Ok(x) => x,
-            Err(e) => return error::page(&e),
-        };
+    go_upstream(&state, t, q.request.clone()).await
+}
+
+/// Send the browser to sign in at `t` for the interaction `request` (its parameters, encoded).
+async fn go_upstream(
+    state: &AppState,
+    t: &crate::config::TrustedIssuer,
+    request: String,
+) -> HttpResponse {
+    use base64::Engine as _;
+    let (url, pending) = match crate::protocol::upstream::start(&state.core, t, request).await {
+        Ok(x) => x,
+        Err(e) => return error::page(&e),
+    };
     let value = match serde_json::to_vec(&pending) {
         Ok(v) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v),
         Err(e) => return error::page(&OAuthError::internal(e)),
     };
     let mut resp = see_other(&url);
-    let mut c = cookie(&state, RP_COOKIE, value, SameSite::Lax, Some(600));
+    let mut c = cookie(state, RP_COOKIE, value, SameSite::Lax, Some(600));
     c.set_path("/uma/claims");
     let _ = resp.add_cookie(&c);
     resp

@@ -139,6 +139,15 @@ pub async fn verify_pushed(
 /// the ticket). Claims gathered for another client are not used (the ticket is not theirs to
 /// carry them).
 pub fn from_gathered(json: &str, client_id: &str, own_issuer: &str) -> Option<Verified> {
+    from_gathered_at(json, client_id, own_issuer).map(|(v, _)| v)
+}
+
+/// [`from_gathered`], with when the claims were gathered (`None` when not recorded).
+pub fn from_gathered_at(
+    json: &str,
+    client_id: &str,
+    own_issuer: &str,
+) -> Option<(Verified, Option<i64>)> {
     let v: Value = serde_json::from_str(json).ok()?;
     if v.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return None;
@@ -179,7 +188,8 @@ pub fn from_gathered(json: &str, client_id: &str, own_issuer: &str) -> Option<Ve
         }
     }
     let user_id = (iss == own_issuer).then(|| sub.clone());
-    Some(Verified {
+    let gathered_at = v.get("gathered_at").and_then(Value::as_i64);
+    let verified = Verified {
         party: Party {
             issuer: Some(iss.clone()),
             subject: Some(sub.clone()),
@@ -189,11 +199,12 @@ pub fn from_gathered(json: &str, client_id: &str, own_issuer: &str) -> Option<Ve
         },
         issuer: iss,
         user_id,
-    })
+    };
+    Some((verified, gathered_at))
 }
 
-/// The claims JSON stored with a ticket (and a PCT) for a party verified at a provider.
-pub fn gathered_json(v: &Verified, client_id: &str, persist: bool) -> Value {
+/// The claims JSON stored with a ticket (and a PCT) for a party verified at a provider at `now`.
+pub fn gathered_json(v: &Verified, client_id: &str, persist: bool, now: i64) -> Value {
     let mut extra = Map::new();
     for (k, c) in &v.party.claims {
         let x = match c {
@@ -211,6 +222,7 @@ pub fn gathered_json(v: &Verified, client_id: &str, persist: bool) -> Value {
         "email_verified": v.party.email_verified,
         "client_id": client_id,
         "persist": persist,
+        "gathered_at": now,
         "claims": extra,
     })
 }

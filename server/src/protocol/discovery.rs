@@ -9,7 +9,8 @@ use super::Core;
 use crate::config::RegistrationMode;
 
 /// UMA 2.0 discovery (UMA Grant §2, Federated Authorization §2): the OAuth metadata plus the
-/// protection API endpoints (UMA-GRANT-01/02, UMA-FED-07/08) and the profiles in force.
+/// protection API endpoints (UMA-GRANT-01/02, UMA-FED-07/08), the profiles in force and, as an
+/// extension member, the claim token formats the grant accepts (UMA-GRANT-05).
 pub fn uma_metadata(core: &Core) -> Value {
     let mut m = metadata(core);
     if let Some(o) = m.as_object_mut() {
@@ -29,6 +30,10 @@ pub fn uma_metadata(core: &Core) -> Value {
         o.insert(
             "uma_profiles_supported".into(),
             json!(c.profile.uma_profiles),
+        );
+        o.insert(
+            "claim_token_formats_supported".into(),
+            json!([super::claims::ID_TOKEN_FORMAT]),
         );
     }
     m

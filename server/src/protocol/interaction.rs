@@ -91,6 +91,7 @@ pub async fn complete(
         "name": user.name,
         "client_id": it.client.id,
         "persist": persist,
+        "gathered_at": now,
     });
     tracing::info!(target: "audit", event = "claims_gathered", client_id = %it.client.id, user_id = %user.id);
     complete_with(core, it, claims, now).await
@@ -118,7 +119,7 @@ pub async fn complete_upstream(
     now: i64,
 ) -> Result<String, OAuthError> {
     tracing::info!(target: "audit", event = "claims_gathered", client_id = %it.client.id, issuer = %verified.issuer);
-    let claims = super::claims::gathered_json(verified, &it.client.id, false);
+    let claims = super::claims::gathered_json(verified, &it.client.id, false, now);
     complete_with(core, it, claims, now).await
 }
 

@@ -120,16 +120,14 @@ pub fn resources_by_ids(
         .load(c))?)
 }
 
-/// Resources of one resource server (any owner) among `ids`: an RPT upgrade keeps the old
-/// permissions that the new RPT's resource server serves.
-pub fn resources_of_rs(
+/// The resources among `ids` that are still registered (any resource server, any owner): an RPT
+/// upgrade keeps the old permissions whose resources still exist.
+pub fn resources_with_ids(
     conn: &mut DbConn,
-    rs: &str,
     ids: &[String],
 ) -> Result<Vec<ResourceRow>, StoreError> {
     Ok(with_conn!(conn, c => resources::table
         .filter(resources::id.eq_any(ids))
-        .filter(resources::rs_client_id.eq(rs))
         .select(ResourceRow::as_select())
         .load(c))?)
 }

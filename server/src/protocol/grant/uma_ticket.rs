@@ -102,6 +102,28 @@ fn required_claims_json(claims: &[RequiredClaim]) -> Vec<Value> {
     out
 }
 
+/// Where to send the requesting party (UMA-GRANT-48): the claims interaction endpoint, naming the
+/// provider to sign in at when the missing claims all come from one trusted provider Custodia can
+/// sign people in at (`idp`; the client appends its own parameters, UMA-GRANT-19).
+fn redirect_user(core: &Core, missing: &[RequiredClaim]) -> String {
+    let base = core.config.url("/uma/claims");
+    let mut issuers: Vec<&str> = missing.iter().filter_map(|c| c.issuer.as_deref()).collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    match issuers.as_slice() {
+        [one] if missing.iter().all(|c| c.issuer.is_some()) => {
+            match super::super::upstream::trusted(core, one).filter(|t| t.client_id.is_some()) {
+                Some(t) => format!(
+                    "{base}?{}",
+                    serde_urlencoded::to_string([("idp", t.issuer.as_str())]).unwrap_or_default()
+                ),
+                None => base,
+            }
+        }
+        _ => base,
+    }
+}
+
 /// The scopes to decide per resource: the ticket's (all registered ones when it asked for none)
 /// plus the client's `scope` values that the resource registered.
 fn wanted(
@@ -172,9 +194,12 @@ pub async fn issue(
 
     // A PCT or an RPT to upgrade must be this client's own and live: checked before the ticket is
     // spent, so a bad one costs the client nothing but this answer.
-    let from_pct = match params.get("pct") {
-        Some(p) => Some(pct_party(core, p, &client.id, now).await?),
-        None => None,
+    let (from_pct, pct_problem) = match params.get("pct") {
+        Some(p) => match pct_party(core, p, &client.id, now).await? {
+            Ok(v) => (Some(v), None),
+            Err(why) => (None, Some(why)),
+        },
+        None => (None, None),
     };
     let previous = match params.get("rpt") {
         Some(r) => Some(previous_rpt(core, r, &client.id).await?),
@@ -183,7 +208,8 @@ pub async fn issue(
 
     // Single use, whatever happens next.
     let hash = Secret::new(ticket).hash();
-    let Some(row) = core.store.consume_ticket(hash, now).await? else {
+    let Some(row) = core.store.consume_ticket(hash.clone(), now).await? else {
+        replayed(core, hash).await?;
         return Err(OAuthError::invalid_grant(
             "the ticket is unknown, expired or already used",
         ));
@@ -230,6 +256,9 @@ pub async fn issue(
             .and_then(|v| v.get("persist").and_then(Value::as_bool))
             .unwrap_or(false);
     let verified = verified.or(gathered).or(from_pct);
+    if verified.is_none() {
+        claim_problem = claim_problem.or(pct_problem);
+    }
     let party = verified
         .as_ref()
         .map(|v| v.party.clone())
@@ -343,7 +372,7 @@ pub async fn issue(
                 UmaExtras {
                     ticket: Some(fresh.expose_secret().to_string()),
                     required_claims: Some(required_claims_json(&missing)),
-                    redirect_user: Some(core.config.url("/uma/claims")),
+                    redirect_user: Some(redirect_user(core, &missing)),
                     interval: None,
                 },
             ));
@@ -407,13 +436,19 @@ pub async fn issue(
         ));
     }
 
-    // An upgrade keeps the old RPT's permissions that still hold and that this resource server
-    // serves (UMA Grant §3.3.5).
+    // An upgrade keeps the old RPT's permissions that still hold, on whichever resource server
+    // (UMA Grant §3.3.5): the new RPT's audience is every resource server it then covers.
     let mut upgraded = None;
     let mut replaced: Option<String> = None;
+    let mut audience = vec![row.rs_client_id.clone()];
     if let Some((old_jti, old_perms)) = previous {
         replaced = Some(old_jti.clone());
-        let (kept, kept_grounds) = still_held(core, &old_jti, old_perms, &row.rs_client_id).await?;
+        let (kept, kept_grounds, servers) = still_held(core, &old_jti, old_perms).await?;
+        for rs in servers {
+            if !audience.contains(&rs) {
+                audience.push(rs);
+            }
+        }
         for p in kept {
             match granted.iter_mut().find(|g| g.resource_id == p.resource_id) {
                 Some(g) => {
@@ -435,7 +470,6 @@ pub async fn issue(
     // An RPT for what was granted.
     let minter = Minter::from_core(core);
     let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
-    let audience = vec![row.rs_client_id.clone()];
     let exp = now + core.config.access_token_ttl as i64;
     for p in &mut granted {
         p.exp = Some(exp);
@@ -447,7 +481,8 @@ pub async fn issue(
             user_id: verified.as_ref().and_then(|v| v.user_id.as_deref()),
             audience: &audience,
             permissions: &granted,
-            grant_id: None,
+            // The ticket it was redeemed for: a replay of that ticket revokes it (UMA-GRANT-56).
+            grant_id: Some(&row.ticket_hash),
         },
         now,
     )?;
@@ -508,20 +543,48 @@ pub async fn issue(
     })
 }
 
-/// The party a PCT stands for: it must be this client's, unrevoked and unexpired (UMA-GRANT-57).
+/// A used ticket presented again is likely stolen (UMA Grant §5.5, UMA-GRANT-56): the RPT
+/// issued for it is revoked. Unknown and expired tickets cost one read.
+async fn replayed(core: &Core, hash: String) -> Result<(), OAuthError> {
+    core.store
+        .run(move |c| {
+            if uma::ticket(c, &hash)?.is_some_and(|t| t.used) {
+                crate::store::grants::revoke_grant(c, &hash)?;
+                tracing::warn!(target: "audit", event = "ticket_replayed");
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// The party a PCT stands for: it must be this client's, unrevoked and unexpired (UMA-GRANT-57),
+/// else `invalid_grant`. Claims gathered longer ago than `pct_claims_max_age` are not used
+/// (`Ok(Err(reason))`: the grant asks for them again, UMA-GRANT-36).
 async fn pct_party(
     core: &Core,
     pct: &str,
     client_id: &str,
     now: i64,
-) -> Result<Verified, OAuthError> {
+) -> Result<Result<Verified, String>, OAuthError> {
     let hash = Secret::new(pct).hash();
     let row = core.store.run(move |c| store::pct(c, &hash)).await?;
-    row.filter(|r| !r.revoked && r.expires_at > now && r.client_id == client_id)
-        .and_then(|r| claims::from_gathered(&r.claims, client_id, core.issuer()))
+    let (verified, gathered_at, created_at) = row
+        .filter(|r| !r.revoked && r.expires_at > now && r.client_id == client_id)
+        .and_then(|r| {
+            claims::from_gathered_at(&r.claims, client_id, core.issuer())
+                .map(|(v, at)| (v, at, r.created_at))
+        })
         .ok_or_else(|| {
             OAuthError::invalid_grant("the PCT is unknown, expired, revoked or not this client's")
-        })
+        })?;
+    let max_age = core.config.pct_claims_max_age as i64;
+    if now - gathered_at.unwrap_or(created_at) > max_age {
+        return Ok(Err(format!(
+            "the claims behind the PCT are older than {max_age} seconds; the requesting party must provide them again"
+        )));
+    }
+    Ok(Ok(verified))
 }
 
 /// The RPT a client asks to upgrade: ours, this client's, not revoked (it may have expired,
@@ -563,31 +626,31 @@ async fn previous_rpt(
     }
 }
 
-/// The old RPT's permissions whose grounds still hold and whose resources this resource server
-/// still serves, with those grounds.
+/// The old RPT's permissions whose grounds still hold and whose resources are still registered,
+/// with those grounds and the resource servers that serve them.
 async fn still_held(
     core: &Core,
     jti: &str,
     perms: Vec<RptPermission>,
-    rs: &str,
-) -> Result<(Vec<RptPermission>, Vec<GroundRow>), OAuthError> {
-    let (j, r) = (jti.to_string(), rs.to_string());
+) -> Result<(Vec<RptPermission>, Vec<GroundRow>, Vec<String>), OAuthError> {
+    let j = jti.to_string();
     let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
-    let (live, served) = core
+    let (live, registered) = core
         .store
         .run(move |c| {
             Ok((
                 store::live_grounds(c, &j)?.unwrap_or_default(),
-                uma::resources_of_rs(c, &r, &ids)?,
+                uma::resources_with_ids(c, &ids)?,
             ))
         })
         .await?;
     let mut kept = vec![];
     let mut grounds = vec![];
+    let mut servers: Vec<String> = vec![];
     for p in perms {
-        if !served.iter().any(|s| s.id == p.resource_id) {
+        let Some(resource) = registered.iter().find(|s| s.id == p.resource_id) else {
             continue;
-        }
+        };
         let scopes: Vec<String> = p
             .resource_scopes
             .into_iter()
@@ -604,11 +667,14 @@ async fn still_held(
                 .filter(|g| g.resource_id == p.resource_id && scopes.contains(&g.scope))
                 .cloned(),
         );
+        if !servers.contains(&resource.rs_client_id) {
+            servers.push(resource.rs_client_id.clone());
+        }
         kept.push(RptPermission {
             resource_id: p.resource_id,
             resource_scopes: scopes,
             exp: None,
         });
     }
-    Ok((kept, grounds))
+    Ok((kept, grounds, servers))
 }
