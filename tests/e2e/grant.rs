@@ -617,9 +617,31 @@ both!(interactive_claims_gathering, [
     let t5 = v["ticket"].as_str().unwrap_or_default().to_string();
     let q = serde_urlencoded::to_string([("client_id", app.id.as_str()), ("ticket", t5.as_str())])
         .unwrap_or_default();
-    // Bob still has his session: straight back (the single registered URI is used).
+    // Bob still has his session: nothing is shared until he confirms (UMA-GRANT-27) — a page,
+    // not a redirect; its form is refused without the CSRF token or with another browser's.
+    let page = open(&b, &format!("{interact}?{q}")).await;
+    let (status, html) = page.page();
+    assert_eq!(status, 200);
+    assert!(html.contains("Continue as bob"), "{html}");
+    let request = input_value(html, "request").unwrap_or_default();
+    let csrf = input_value(html, "csrf").unwrap_or_default();
+    let other = browser();
+    let other_page = open(&other, &format!("{interact}?{q}")).await;
+    let other_csrf = input_value(other_page.page().1, "csrf").unwrap_or_default();
+    for (label, token) in [("no CSRF token", ""), ("another browser's", other_csrf.as_str())] {
+        let resp = b
+            .post(srv.url("/uma/claims/confirm"))
+            .form(&[("csrf", token), ("request", request.as_str())])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 400, "{label}");
+        assert!(resp.headers().get("location").is_none(), "{label}");
+    }
+    // The single registered URI is used.
     let resp = b
-        .get(format!("{interact}?{q}"))
+        .post(srv.url("/uma/claims/confirm"))
+        .form(&[("csrf", csrf.as_str()), ("request", request.as_str())])
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -296,9 +296,31 @@ both!(assessment_on_the_spec_example, |srv| {
             .is_some_and(|d| !d.is_empty())
     );
     let t = ticket(&srv, &pat, perms).await;
-    let (s, _, v) = grant_raw(&srv, &app, &[("ticket", &t)]).await;
-    assert_eq!(s, 403, "no claims are not enough: {v}");
+    let (s, cache, v) = grant_raw(&srv, &app, &[("ticket", &t)]).await;
+    assert_eq!(
+        (s, err(&v)),
+        (403, "need_info"),
+        "no claims are not enough: {v}"
+    );
     assert!(v.get("access_token").is_none());
+    assert_eq!(cache, "no-store", "UMA-GRANT-51");
+    // UMA-GRANT-47: each required claim is an object of the specified member types.
+    let required = v["required_claims"].as_array().cloned().unwrap_or_default();
+    assert!(!required.is_empty(), "{v}");
+    for c in &required {
+        let o = c.as_object().unwrap_or_else(|| panic!("{c}"));
+        for (k, x) in o {
+            match k.as_str() {
+                "name" | "friendly_name" | "claim_type" => assert!(x.is_string(), "{c}"),
+                "claim_token_format" | "issuer" => assert!(
+                    x.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+                    "{c}"
+                ),
+                other => panic!("unexpected member {other} in {c}"),
+            }
+        }
+        assert_eq!(c["claim_token_format"], json!([ID_TOKEN_FORMAT]), "{c}");
+    }
 
     // UMA-GRANT-44: a made-up ticket.
     let (s, cache, v) = grant_raw(&srv, &app, &[("ticket", "cst_pt_madeup")]).await;
@@ -399,6 +421,15 @@ both!(pct_claims_have_a_maximum_age, [
     assert_eq!(s, 200, "{v}");
     let pct = v["pct"].as_str().unwrap_or_default().to_string();
     assert!(pct.starts_with("cst_pct_") && !pct.contains('.'), "{v}");
+    // A made-up PCT, or the real one altered, is refused without spending the ticket.
+    let t = ticket(&srv, &pat, perm).await;
+    let mut altered = pct.clone();
+    altered.pop();
+    altered.push(if pct.ends_with('A') { 'B' } else { 'A' });
+    for bad in ["cst_pct_madeup", altered.as_str()] {
+        let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", bad)]).await;
+        assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
+    }
     srv.core.clock.advance(590);
     let t = ticket(&srv, &pat, perm).await;
     let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct)]).await;
@@ -497,6 +528,21 @@ both!(clients_discovery_and_claims_redirects, [
     let s = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     assert_eq!(s, 200, "{v}");
+
+    // UMA-GRANT-06: dynamic registration takes `claims_redirect_uris` and echoes them.
+    let resp = http()
+        .post(srv.url("/register"))
+        .json(&json!({
+            "client_name": "Dynamic app",
+            "redirect_uris": ["https://client.example/cb"],
+            "claims_redirect_uris": ["https://client.example/claims"],
+        }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(v["claims_redirect_uris"], json!(["https://client.example/claims"]), "{v}");
 
     // Registration refuses a claims redirect URI with a fragment.
     let resp = http()
@@ -598,4 +644,219 @@ both!(rpt_upgrade_across_resource_servers, |srv| {
         permission_sets(&introspect_with_pat(&srv, &photos_pat, &rpt3).await),
         vec![set(&photo, &["view"])]
     );
+});
+
+// UMA-GRANT-14: an expired RPT may be sent for upgrade: no error for the expiry; its permissions
+// have expired, so nothing of it is carried (no `upgraded`).
+both!(an_expired_rpt_may_be_sent, [
+    "CUSTODIA_TICKET_TTL" => "3600",
+], |srv| {
+    srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let rs = srv.rs_client("Photos").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let photo = register(&srv, &pat, "Photo", &["view"]).await;
+    let album = register(&srv, &pat, "Album", &["view"]).await;
+    let owner = owner_session(&srv, "alice").await;
+    share_with(&srv, &owner, &photo, &bob, &["view"]).await;
+    share_with(&srv, &owner, &album, &bob, &["view"]).await;
+    let app = client_with(&srv, "openid", "https://client.example/claims").await;
+    let bob_id = id_token(&srv, &app, "bob").await;
+    let t = ticket(&srv, &pat, &[(photo.as_str(), &["view"])]).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[("ticket", &t), ("claim_token", &bob_id), ("claim_token_format", ID_TOKEN_FORMAT)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let old = v["access_token"].as_str().unwrap_or_default().to_string();
+    let t = ticket(&srv, &pat, &[(album.as_str(), &["view"])]).await;
+
+    srv.core.clock.advance(601);
+    let bob_id = id_token(&srv, &app, "bob").await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[
+            ("ticket", &t),
+            ("claim_token", &bob_id),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+            ("rpt", &old),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("upgraded").is_none(), "{v}");
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let seen = introspect_with_pat(&srv, &pat, v["access_token"].as_str().unwrap_or_default()).await;
+    assert_eq!(permission_sets(&seen), vec![set(&album, &["view"])], "{seen}");
+});
+
+/// `GET /uma/claims` with these parameters in a fresh browser: `(status, has Location, headers)`.
+async fn interaction_page(
+    srv: &TestServer,
+    q: &[(&str, &str)],
+) -> (u16, bool, custodia_tests::reqwest::header::HeaderMap) {
+    let resp = browser()
+        .get(format!(
+            "{}?{}",
+            srv.url("/uma/claims"),
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let h = resp.headers().clone();
+    (resp.status().as_u16(), h.contains_key("location"), h)
+}
+
+// UMA-GRANT-18: several registered claims redirect URIs and none named → an error page.
+// UMA-GRANT-20: a client (public or confidential) with none registered → an error page.
+// UMA-GRANT-21: only an exact match (not another case, not an extra query). UMA-GRANT-23: none of
+// these redirects. UMA-GRANT-27: the sign-in and cancel forms are refused without their CSRF token
+// (with a request that is otherwise valid), and the pages cannot be framed.
+both!(claims_interaction_refusals, |srv| {
+    srv.add_user("alice", PW).await;
+    srv.add_user("bob", PW).await;
+    let rs = srv.rs_client("Photos").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let photo = register(&srv, &pat, "Photo", &["view"]).await;
+    let t = ticket(&srv, &pat, &[(photo.as_str(), &["view"])]).await;
+
+    let two = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Two",
+            "redirect_uris": ["https://client.example/cb"],
+            "claims_redirect_uris": ["https://client.example/a", "https://client.example/b"],
+            "grant_types": ["authorization_code", UMA_GRANT],
+        }))
+        .await,
+    );
+    let none_confidential = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "None",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code", UMA_GRANT],
+        }))
+        .await,
+    );
+    let none_public = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "None, public",
+            "application_type": "native",
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+            "grant_types": ["authorization_code", UMA_GRANT],
+        }))
+        .await,
+    );
+    let one = client_with(&srv, "openid", "https://client.example/claims?x=1").await;
+    for (label, q) in [
+        (
+            "several, none named",
+            vec![("client_id", two.id.as_str()), ("ticket", t.as_str())],
+        ),
+        (
+            "none registered",
+            vec![
+                ("client_id", none_confidential.id.as_str()),
+                ("ticket", t.as_str()),
+            ],
+        ),
+        (
+            "none registered, public",
+            vec![
+                ("client_id", none_public.id.as_str()),
+                ("ticket", t.as_str()),
+            ],
+        ),
+        (
+            "another case",
+            vec![
+                ("client_id", one.id.as_str()),
+                ("ticket", t.as_str()),
+                ("claims_redirect_uri", "https://CLIENT.example/claims?x=1"),
+            ],
+        ),
+        (
+            "an extra query",
+            vec![
+                ("client_id", one.id.as_str()),
+                ("ticket", t.as_str()),
+                (
+                    "claims_redirect_uri",
+                    "https://client.example/claims?x=1&y=2",
+                ),
+            ],
+        ),
+    ] {
+        let (s, location, _) = interaction_page(&srv, &q).await;
+        assert_eq!((s, location), (400, false), "{label}");
+    }
+    // Named among several: the page.
+    let (s, _, headers) = interaction_page(
+        &srv,
+        &[
+            ("client_id", &two.id),
+            ("ticket", &t),
+            ("claims_redirect_uri", "https://client.example/b"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        headers.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    assert!(
+        headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("frame-ancestors 'none'")),
+        "{headers:?}"
+    );
+
+    // The forms need their CSRF token: the same browser, a valid request, no token.
+    let b = browser();
+    let q = serde_urlencoded::to_string([("client_id", one.id.as_str()), ("ticket", t.as_str())])
+        .unwrap_or_default();
+    let page = open(&b, &format!("{}?{q}", srv.url("/uma/claims"))).await;
+    let (s, html) = page.page();
+    assert_eq!(s, 200);
+    let request = input_value(html, "request").unwrap_or_default();
+    for (path, extra) in [
+        (
+            "/uma/claims/login",
+            vec![("username", "bob"), ("password", PW)],
+        ),
+        ("/uma/claims/cancel", vec![]),
+    ] {
+        let mut form = vec![("request", request.as_str())];
+        form.extend(extra);
+        let resp = b
+            .post(srv.url(path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 400, "{path}");
+        assert!(resp.headers().get("location").is_none(), "{path}");
+    }
+    // With it, the sign-in goes through (the ticket was not spent by the refusals).
+    let resp = b
+        .post(srv.url("/uma/claims/login"))
+        .form(&[
+            (
+                "csrf",
+                input_value(html, "csrf").unwrap_or_default().as_str(),
+            ),
+            ("request", request.as_str()),
+            ("username", "bob"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
 });

@@ -1,6 +1,8 @@
-//! The claims interaction endpoint's pages (UMA Grant §3.3.2): `GET /uma/claims` (with a session,
-//! straight back to the client; otherwise the sign-in form) and `POST /uma/claims/login`. Errors
-//! are pages, never redirects (UMA-GRANT-23).
+//! The claims interaction endpoint's pages (UMA Grant §3.3.2): `GET /uma/claims` (the sign-in
+//! form; with a session, a page asking the requesting party to confirm — nothing is shared without
+//! their action, UMA-GRANT-27), `POST /uma/claims/login`, `POST /uma/claims/confirm`,
+//! `POST /uma/claims/cancel`, and sign-in at an upstream provider. Every form carries a CSRF
+//! token. Errors are pages, never redirects (UMA-GRANT-23).
 
 use actix_web::cookie::SameSite;
 use actix_web::http::StatusCode;
@@ -14,11 +16,28 @@ use super::authorize::{
 };
 use super::endpoints::read_body;
 use super::error;
-use super::pages::{LoginPage, html};
+use super::pages::{ClaimsConfirmPage, LoginPage, html};
 use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Interaction};
 use crate::protocol::login;
 use crate::protocol::params::Params;
+
+/// The providers a requesting party may sign in with here: (issuer, label).
+fn providers(state: &AppState) -> Vec<(String, String)> {
+    state
+        .core
+        .config
+        .trusted_issuers
+        .iter()
+        .filter(|t| t.client_id.is_some())
+        .map(|t| {
+            (
+                t.issuer.clone(),
+                t.name.clone().unwrap_or_else(|| t.issuer.clone()),
+            )
+        })
+        .collect()
+}
 
 fn login_page(
     state: &AppState,
@@ -39,19 +58,7 @@ fn login_page(
             username,
             error: message,
             remember_option: true,
-            providers: state
-                .core
-                .config
-                .trusted_issuers
-                .iter()
-                .filter(|t| t.client_id.is_some())
-                .map(|t| {
-                    (
-                        t.issuer.clone(),
-                        t.name.clone().unwrap_or_else(|| t.issuer.clone()),
-                    )
-                })
-                .collect(),
+            providers: providers(state),
         }
         .render(),
     );
@@ -59,6 +66,53 @@ fn login_page(
         let _ = resp.add_cookie(&cookie(state, CSRF_COOKIE, csrf, SameSite::Strict, None));
     }
     resp
+}
+
+fn confirm_page(
+    state: &AppState,
+    req: &HttpRequest,
+    it: &Interaction,
+    username: &str,
+) -> HttpResponse {
+    let (csrf, new) = csrf_token(req);
+    let request = it.raw.encode();
+    let mut resp = html(
+        StatusCode::OK,
+        ClaimsConfirmPage {
+            client_name: it.client.name(),
+            username,
+            csrf: &csrf,
+            request: &request,
+            providers: providers(state),
+        }
+        .render(),
+    );
+    if new {
+        let _ = resp.add_cookie(&cookie(state, CSRF_COOKIE, csrf, SameSite::Strict, None));
+    }
+    resp
+}
+
+/// A form of the interaction pages: its body, CSRF-checked, and the interaction it carries.
+async fn interaction_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    now: i64,
+) -> Result<(Params, Interaction), HttpResponse> {
+    let body = read_body(req, payload, state.core.config.max_body_bytes).await?;
+    let form = Params::parse(&body).map_err(|e| error::page(&e))?;
+    if !csrf_ok(req, &form) {
+        return Err(error::page(&OAuthError::invalid_request(
+            "the form expired or did not come from this server; start again from the application",
+        )));
+    }
+    let raw =
+        Params::parse(form.get("request").unwrap_or("").as_bytes()).map_err(|e| error::page(&e))?;
+    let it = interaction::validate(&state.core, raw, now)
+        .await
+        .map_err(|e| error::page(&e))?;
+    Ok((form, it))
 }
 
 /// `GET /uma/claims`.
@@ -83,13 +137,31 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         return go_upstream(&state, t, it.raw.encode()).await;
     }
     match current_session(&state, &req, now).await {
-        Ok(Some((_, user))) => {
-            match interaction::complete(&state.core, &it, &user, false, now).await {
-                Ok(url) => see_other(&url),
-                Err(e) => error::page(&e),
-            }
-        }
+        Ok(Some((_, user))) => confirm_page(&state, &req, &it, &user.username),
         Ok(None) => login_page(&state, &req, &it, "", None),
+        Err(e) => error::page(&e),
+    }
+}
+
+/// `POST /uma/claims/confirm`: the signed-in requesting party agrees to share who they are.
+pub async fn confirm(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let now = state.core.now();
+    let (form, it) = match interaction_form(&req, payload, &state, now).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let user = match current_session(&state, &req, now).await {
+        Ok(Some((_, user))) => user,
+        Ok(None) => return login_page(&state, &req, &it, "", Some("Please sign in again.")),
+        Err(e) => return error::page(&e),
+    };
+    let persist = form.get("remember") == Some("yes");
+    match interaction::complete(&state.core, &it, &user, persist, now).await {
+        Ok(url) => see_other(&url),
         Err(e) => error::page(&e),
     }
 }
@@ -108,26 +180,9 @@ pub async fn login(
     if let Err(wait) = state.core.limits.login(format!("ip:{ip}")) {
         return error::page(&OAuthError::slow_down(wait));
     }
-    let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
-        Ok(b) => b,
+    let (form, it) = match interaction_form(&req, payload, &state, now).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let form = match Params::parse(&body) {
-        Ok(f) => f,
-        Err(e) => return error::page(&e),
-    };
-    if !csrf_ok(&req, &form) {
-        return error::page(&OAuthError::invalid_request(
-            "the form expired or did not come from this server; start again from the application",
-        ));
-    }
-    let raw = match Params::parse(form.get("request").unwrap_or("").as_bytes()) {
-        Ok(p) => p,
-        Err(e) => return error::page(&e),
-    };
-    let it = match interaction::validate(&state.core, raw, now).await {
-        Ok(i) => i,
-        Err(e) => return error::page(&e),
     };
     let user = match sign_in(&state, &form, &ip, now).await {
         Ok(u) => u,
@@ -286,26 +341,9 @@ pub async fn cancel(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let body = match read_body(&req, payload, state.core.config.max_body_bytes).await {
-        Ok(b) => b,
+    let (_, it) = match interaction_form(&req, payload, &state, state.core.now()).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let form = match Params::parse(&body) {
-        Ok(f) => f,
-        Err(e) => return error::page(&e),
-    };
-    if !csrf_ok(&req, &form) {
-        return error::page(&OAuthError::invalid_request(
-            "the form expired or did not come from this server; start again from the application",
-        ));
-    }
-    let raw = match Params::parse(form.get("request").unwrap_or("").as_bytes()) {
-        Ok(p) => p,
-        Err(e) => return error::page(&e),
-    };
-    let it = match interaction::validate(&state.core, raw, state.core.now()).await {
-        Ok(i) => i,
-        Err(e) => return error::page(&e),
     };
     match interaction::declined(&it) {
         Ok(url) => see_other(&url),

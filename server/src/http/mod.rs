@@ -50,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/uma/permission", web::to(protection::permission))
     .route("/uma/claims", web::get().to(interaction::start))
     .route("/uma/claims/login", web::post().to(interaction::login))
+    .route("/uma/claims/confirm", web::post().to(interaction::confirm))
     .route("/uma/claims/cancel", web::post().to(interaction::cancel))
     .route(
         "/uma/claims/upstream",

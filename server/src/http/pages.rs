@@ -1,5 +1,5 @@
-//! HTML pages (askama templates in `server/templates/`, auto-escaped): login, consent, the owner's
-//! account page, errors.
+//! HTML pages (askama templates in `server/templates/`, auto-escaped): login, consent, the claims
+//! confirmation, the owner's account page, errors.
 //! No inline script or style, so the CSP can forbid both.
 
 use actix_web::HttpResponse;
@@ -20,6 +20,18 @@ pub struct LoginPage<'a> {
     /// Offer the requesting party to let the client reuse the gathered claims (a PCT).
     pub remember_option: bool,
     /// Other identity providers the requesting party may sign in with: (issuer, label).
+    pub providers: Vec<(String, String)>,
+}
+
+/// The claims interaction endpoint with a signed-in requesting party: nothing is shared until they
+/// confirm (UMA-GRANT-27).
+#[derive(Template)]
+#[template(path = "claims_confirm.html")]
+pub struct ClaimsConfirmPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub request: &'a str,
     pub providers: Vec<(String, String)>,
 }
 

@@ -442,29 +442,36 @@ pub async fn issue(
     let mut replaced: Option<String> = None;
     let mut audience = vec![row.rs_client_id.clone()];
     if let Some((old_jti, old_perms)) = previous {
-        replaced = Some(old_jti.clone());
-        let (kept, kept_grounds, servers) = still_held(core, &old_jti, old_perms).await?;
-        for rs in servers {
-            if !audience.contains(&rs) {
-                audience.push(rs);
-            }
+        let (kept, kept_grounds, served_by) = still_held(core, &old_jti, old_perms, now).await?;
+        // UMA-GRANT-41, -43: the new RPT includes every still-valid permission of the old one
+        // (carried over or granted again): `upgraded`, and the old RPT is revoked. Nothing left
+        // of it (expired, withdrawn): a plain RPT, and the old one is left alone.
+        if !kept.is_empty() {
+            upgraded = Some(true);
+            replaced = Some(old_jti.clone());
         }
-        for p in kept {
-            match granted.iter_mut().find(|g| g.resource_id == p.resource_id) {
-                Some(g) => {
-                    for s in p.resource_scopes {
-                        if !g.resource_scopes.contains(&s) {
-                            g.resource_scopes.push(s);
-                        }
-                    }
-                }
-                None => granted.push(p),
+        // A kept permission keeps its own `exp`: an upgrade never extends what was granted
+        // before (a share `until` a time cannot be stretched by upgrading again and again).
+        let mut carried = vec![];
+        for mut p in kept {
+            if let Some(g) = granted.iter().find(|g| g.resource_id == p.resource_id) {
+                p.resource_scopes.retain(|s| !g.resource_scopes.contains(s));
+            }
+            if !p.resource_scopes.is_empty() {
+                carried.push(p);
             }
         }
         for g in kept_grounds {
             grounds.push((g.resource_id, g.scope, g.policy_id, g.request_id));
         }
-        upgraded = Some(true);
+        for p in &carried {
+            if let Some((_, rs)) = served_by.iter().find(|(r, _)| *r == p.resource_id)
+                && !audience.contains(rs)
+            {
+                audience.push(rs.clone());
+            }
+        }
+        granted.extend(carried);
     }
 
     // An RPT for what was granted.
@@ -472,7 +479,7 @@ pub async fn issue(
     let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
     let exp = now + core.config.access_token_ttl as i64;
     for p in &mut granted {
-        p.exp = Some(exp);
+        p.exp = Some(p.exp.map_or(exp, |e| e.min(exp)));
     }
     let (token, access_row) = minter.mint_rpt(
         &RptSpec {
@@ -588,7 +595,8 @@ async fn pct_party(
 }
 
 /// The RPT a client asks to upgrade: ours, this client's, not revoked (it may have expired,
-/// UMA-GRANT-14). Returns its `jti` and permissions.
+/// UMA-GRANT-14: then nothing of it is kept). Returns its `jti` and permissions, each with its
+/// expiry (the token's when the permission names none).
 async fn previous_rpt(
     core: &Core,
     rpt: &str,
@@ -605,11 +613,15 @@ async fn previous_rpt(
     {
         return Err(bad());
     }
-    let perms: Vec<RptPermission> = claims
+    let token_exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(bad)?;
+    let mut perms: Vec<RptPermission> = claims
         .get("permissions")
         .cloned()
         .and_then(|p| serde_json::from_value(p).ok())
         .ok_or_else(bad)?;
+    for p in &mut perms {
+        p.exp = Some(p.exp.map_or(token_exp, |e| e.min(token_exp)));
+    }
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
@@ -626,13 +638,18 @@ async fn previous_rpt(
     }
 }
 
-/// The old RPT's permissions whose grounds still hold and whose resources are still registered,
-/// with those grounds and the resource servers that serve them.
+/// The old RPT's permissions that have not expired, whose grounds still hold and whose resources
+/// are still registered, with those grounds and (resource, resource server) for each.
 async fn still_held(
     core: &Core,
     jti: &str,
     perms: Vec<RptPermission>,
-) -> Result<(Vec<RptPermission>, Vec<GroundRow>, Vec<String>), OAuthError> {
+    now: i64,
+) -> Result<(Vec<RptPermission>, Vec<GroundRow>, Vec<(String, String)>), OAuthError> {
+    let perms: Vec<RptPermission> = perms
+        .into_iter()
+        .filter(|p| p.exp.is_some_and(|e| e > now))
+        .collect();
     let j = jti.to_string();
     let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
     let (live, registered) = core
@@ -646,7 +663,7 @@ async fn still_held(
         .await?;
     let mut kept = vec![];
     let mut grounds = vec![];
-    let mut servers: Vec<String> = vec![];
+    let mut servers: Vec<(String, String)> = vec![];
     for p in perms {
         let Some(resource) = registered.iter().find(|s| s.id == p.resource_id) else {
             continue;
@@ -667,13 +684,11 @@ async fn still_held(
                 .filter(|g| g.resource_id == p.resource_id && scopes.contains(&g.scope))
                 .cloned(),
         );
-        if !servers.contains(&resource.rs_client_id) {
-            servers.push(resource.rs_client_id.clone());
-        }
+        servers.push((resource.id.clone(), resource.rs_client_id.clone()));
         kept.push(RptPermission {
             resource_id: p.resource_id,
             resource_scopes: scopes,
-            exp: None,
+            exp: p.exp,
         });
     }
     Ok((kept, grounds, servers))
