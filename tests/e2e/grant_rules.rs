@@ -860,3 +860,30 @@ both!(claims_interaction_refusals, |srv| {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status().as_u16(), 303);
 });
+
+// An owner's policy set is compiled once however many decisions need it at the same moment
+// (after a change, or on a cold instance): concurrent grants wait for one build.
+both!(policy_sets_are_built_once_under_concurrency, |srv| {
+    let owner_id = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let rs = srv.rs_client("Photos").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let owner = owner_session(&srv, "alice").await;
+    for i in 0..3 {
+        let photo = register(&srv, &pat, &format!("Photo {i}"), &["view"]).await;
+        share_with(&srv, &owner, &photo, &bob, &["view"]).await;
+    }
+    let before = srv.core.policy_cache.builds();
+    let version = 1_000_000; // no instance has this version cached
+    let results = futures_util::future::join_all((0..8).map(|_| {
+        let (core, o) = (srv.core.clone(), owner_id.clone());
+        tokio::spawn(async move {
+            custodia_server::protocol::policies::compiled(&core, &o, version)
+                .await
+                .is_ok()
+        })
+    }))
+    .await;
+    assert!(results.iter().all(|r| matches!(r, Ok(true))));
+    assert_eq!(srv.core.policy_cache.builds() - before, 1);
+});

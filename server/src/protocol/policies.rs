@@ -21,20 +21,38 @@ const CACHE_OWNERS: usize = 4096;
 /// An owner's compiled policies and the policy version they were built from.
 type Compiled = (i64, Arc<OwnerPolicies>);
 
-/// Compiled policies per owner.
+/// Compiled policies per owner, and one build lock per owner being built: concurrent decisions
+/// for an owner whose policies changed (or are not cached yet) wait for one build instead of each
+/// compiling the whole set (10,000 policies take ~150 ms).
 #[derive(Clone, Default)]
-pub struct PolicyCache(Arc<Mutex<HashMap<String, Compiled>>>);
+pub struct PolicyCache {
+    compiled: Arc<Mutex<HashMap<String, Compiled>>>,
+    building: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    builds: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl PolicyCache {
+    /// How many policy sets this instance has compiled since it started.
+    pub fn builds(&self) -> u64 {
+        self.builds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The build lock of `owner` (created on first use, forgotten when nobody holds it).
+    fn build_lock(&self, owner: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut m = self.building.lock().ok()?;
+        m.retain(|_, l| Arc::strong_count(l) > 1);
+        Some(m.entry(owner.to_string()).or_default().clone())
+    }
+
     fn get(&self, owner: &str, version: i64) -> Option<Arc<OwnerPolicies>> {
-        let m = self.0.lock().ok()?;
+        let m = self.compiled.lock().ok()?;
         m.get(owner)
             .filter(|(v, _)| *v == version)
             .map(|(_, p)| p.clone())
     }
 
     fn put(&self, owner: &str, version: i64, policies: Arc<OwnerPolicies>) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.compiled.lock() {
             if m.len() >= CACHE_OWNERS && !m.contains_key(owner) {
                 // Bounded: drop an arbitrary entry; it is rebuilt on its next use.
                 if let Some(k) = m.keys().next().cloned() {
@@ -70,13 +88,24 @@ fn stored(rows: &[PolicyRow]) -> Vec<StoredPolicy> {
         .collect()
 }
 
-/// The owner's compiled policies (from the cache when still current) and whether the owner
-/// accepts access requests.
-pub async fn for_owner(core: &Core, owner: &str) -> Result<(Arc<OwnerPolicies>, bool), OAuthError> {
-    let o = owner.to_string();
-    let (accept, version) = core.store.run(move |c| store::settings(c, &o)).await?;
+/// The owner's compiled policies at `version` (the owner's policy version, read from their
+/// settings): from the cache when current, else built once however many ask at the same time.
+pub async fn compiled(
+    core: &Core,
+    owner: &str,
+    version: i64,
+) -> Result<Arc<OwnerPolicies>, OAuthError> {
     if let Some(p) = core.policy_cache.get(owner, version) {
-        return Ok((p, accept));
+        return Ok(p);
+    }
+    let lock = core.policy_cache.build_lock(owner);
+    let _building = match &lock {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
+    // Built meanwhile by the holder of the lock?
+    if let Some(p) = core.policy_cache.get(owner, version) {
+        return Ok(p);
     }
     let o = owner.to_string();
     let rows = core
@@ -84,6 +113,9 @@ pub async fn for_owner(core: &Core, owner: &str) -> Result<(Arc<OwnerPolicies>, 
         .run(move |c| store::owner_policies(c, &o))
         .await?;
     let owner_s = owner.to_string();
+    core.policy_cache
+        .builds
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let compiled =
         tokio::task::spawn_blocking(move || OwnerPolicies::build(&owner_s, &stored(&rows)))
             .await
@@ -96,7 +128,7 @@ pub async fn for_owner(core: &Core, owner: &str) -> Result<(Arc<OwnerPolicies>, 
             })?;
     let compiled = Arc::new(compiled);
     core.policy_cache.put(owner, version, compiled.clone());
-    Ok((compiled, accept))
+    Ok(compiled)
 }
 
 /// Every resource of the owner, across resource servers, as the owner API lists them.

@@ -216,17 +216,6 @@ pub async fn issue(
     };
     let perms: Vec<RequestedPermission> =
         serde_json::from_str(&row.permissions).map_err(OAuthError::internal)?;
-    let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
-    let (rs, owner) = (row.rs_client_id.clone(), row.owner_id.clone());
-    let rows = core
-        .store
-        .run(move |c| uma::resources_by_ids(c, &rs, &owner, &ids))
-        .await?;
-    if rows.len() != perms.len() {
-        return Err(OAuthError::invalid_grant(
-            "a resource of this ticket is no longer registered",
-        ));
-    }
 
     // Who is asking.
     let mut claim_problem: Option<String> = None;
@@ -271,13 +260,33 @@ pub async fn issue(
     };
     let party_key = claims::party_key(&party, &client.id);
 
-    // Decide each (resource, scope).
-    let (owner_policies, accept_requests) = policies::for_owner(core, &row.owner_id).await?;
-    let (o, cid, pk) = (row.owner_id.clone(), client.id.clone(), party_key.clone());
-    let requests = core
+    // What the ticket names, the owner's settings and this party's latest request: one trip to
+    // the store.
+    let ids: Vec<String> = perms.iter().map(|p| p.resource_id.clone()).collect();
+    let (rs, o, cid, pk) = (
+        row.rs_client_id.clone(),
+        row.owner_id.clone(),
+        client.id.clone(),
+        party_key.clone(),
+    );
+    let (rows, (accept_requests, policy_version), requests) = core
         .store
-        .run(move |c| store::latest_request(c, &o, &cid, &pk))
+        .run(move |c| {
+            Ok((
+                uma::resources_by_ids(c, &rs, &o, &ids)?,
+                store::settings(c, &o)?,
+                store::latest_request(c, &o, &cid, &pk)?,
+            ))
+        })
         .await?;
+    if rows.len() != perms.len() {
+        return Err(OAuthError::invalid_grant(
+            "a resource of this ticket is no longer registered",
+        ));
+    }
+
+    // Decide each (resource, scope).
+    let owner_policies = policies::compiled(core, &row.owner_id, policy_version).await?;
     // UMA-GRANT-45: a requested scope that no resource of the ticket offers.
     if let Some(s) = extra.iter().find(|s| {
         !rows
