@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod client_credentials;
 mod concurrency;
+mod dpop;
 mod grant;
 mod grant_rules;
 mod keys;

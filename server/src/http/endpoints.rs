@@ -11,7 +11,7 @@ use super::AppState;
 use super::error;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
-use crate::protocol::{discovery, grant, introspect, registration, revoke, userinfo};
+use crate::protocol::{discovery, dpop, grant, introspect, registration, revoke, userinfo};
 
 /// The body, or the error response to send (413 when over the configured limit).
 pub async fn read_body(
@@ -139,7 +139,20 @@ pub async fn token(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match grant::token(&state.core, &params, authorization(&req), state.core.now()).await {
+    let dpop: Vec<&str> = req
+        .headers()
+        .get_all("dpop")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    match grant::token(
+        &state.core,
+        &params,
+        authorization(&req),
+        &dpop,
+        state.core.now(),
+    )
+    .await
+    {
         Ok(t) => no_store_json(StatusCode::OK, &t),
         Err(e) => error::oauth(&e),
     }
@@ -155,8 +168,19 @@ pub async fn introspect(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match introspect::introspect(&state.core, &params, authorization(&req), state.core.now()).await
-    {
+    // A PAT as bearer may be DPoP-bound: checked here, then handed on as a bearer credential.
+    let pat = match authorization(&req).and_then(|h| h.split_once(' ')) {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("dpop") => {
+            match access_token(&req, &state).await {
+                Ok(Some(t)) => Some(format!("Bearer {t}")),
+                Ok(None) => None,
+                Err(r) => return r,
+            }
+        }
+        _ => None,
+    };
+    let presented = pat.as_deref().or(authorization(&req));
+    match introspect::introspect(&state.core, &params, presented, state.core.now()).await {
         Ok(v) => no_store_json(StatusCode::OK, &v),
         Err(e) => error::oauth(&e),
     }
@@ -190,6 +214,58 @@ pub(super) fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The access token of `Authorization: Bearer …` or `Authorization: DPoP …` (RFC 6750 §2.1,
+/// RFC 9449 §7): for either scheme, [`dpop::presented`] checks the token's binding and the proof.
+/// `Ok(None)`: no token. Errors are 401 with a `WWW-Authenticate` challenge of the scheme used.
+pub(super) async fn access_token(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<String>, HttpResponse> {
+    let Some((scheme, token)) = authorization(req).and_then(|h| h.split_once(' ')) else {
+        return Ok(None);
+    };
+    let token = token.trim();
+    let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
+    if token.is_empty() || !(dpop_scheme || scheme.eq_ignore_ascii_case("bearer")) {
+        return Ok(None);
+    }
+    let proofs: Vec<&str> = req
+        .headers()
+        .get_all("dpop")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let url = state.core.config.url(req.path());
+    let now = state.core.now();
+    match dpop::presented(
+        &state.core,
+        dpop_scheme,
+        token,
+        &proofs,
+        req.method().as_str(),
+        &url,
+        now,
+    )
+    .await
+    {
+        Ok(()) => Ok(Some(token.to_string())),
+        Err(e) => {
+            let challenge = format!(
+                "{} error=\"{}\", algs=\"{}\"",
+                if dpop_scheme { "DPoP" } else { "Bearer" },
+                e.error.as_str(),
+                dpop::ALGS.join(" ")
+            );
+            let mut resp = error::with_status(&e, StatusCode::UNAUTHORIZED);
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_str(&challenge)
+                    .unwrap_or_else(|_| header::HeaderValue::from_static("DPoP")),
+            );
+            Err(resp)
+        }
+    }
+}
+
 /// OpenID Connect Core §5.3. Tokens only in the `Authorization` header.
 pub async fn userinfo(
     req: HttpRequest,
@@ -218,12 +294,16 @@ pub async fn userinfo(
             ));
         }
     }
-    let Some(token) = bearer(&req) else {
-        return HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
-            .finish();
+    let token = match access_token(&req, &state).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"custodia\""))
+                .finish();
+        }
+        Err(r) => return r,
     };
-    match userinfo::userinfo(&state.core, token, state.core.now()).await {
+    match userinfo::userinfo(&state.core, &token, state.core.now()).await {
         Ok(v) => no_store_json(StatusCode::OK, &v),
         Err(e) => error::oauth(&e),
     }

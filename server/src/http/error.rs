@@ -114,6 +114,7 @@ mod tests {
             (ErrorCode::RequestDenied, 403),
             (ErrorCode::RequestSubmitted, 403),
             (ErrorCode::InvalidPolicy, 400),
+            (ErrorCode::InvalidDpopProof, 400),
             (ErrorCode::SlowDown, 429),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::authorize::current_session;
-use super::endpoints::{bearer, content_type_is, no_store_json, read_body};
+use super::endpoints::{access_token, content_type_is, no_store_json, read_body};
 use super::error;
 use crate::protocol::error::OAuthError;
 use crate::protocol::{owner, policies};
@@ -18,8 +18,8 @@ use crate::protocol::{owner, policies};
 /// The owner of the request, or the answer to send.
 async fn who(req: &HttpRequest, state: &AppState) -> Result<String, HttpResponse> {
     let now = state.core.now();
-    if let Some(token) = bearer(req) {
-        return owner::from_token(&state.core, token, now)
+    if let Some(token) = access_token(req, state).await? {
+        return owner::from_token(&state.core, &token, now)
             .await
             .map_err(|e| error::oauth(&e));
     }

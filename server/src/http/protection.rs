@@ -7,7 +7,7 @@ use actix_web::http::header::{self, CACHE_CONTROL, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use super::endpoints::{bearer, content_type_is, no_store_json, read_body};
+use super::endpoints::{access_token, content_type_is, no_store_json, read_body};
 use super::error;
 use crate::protocol::error::OAuthError;
 use crate::protocol::protection::{self, Pat};
@@ -41,21 +41,23 @@ impl NoBearer {
     }
 }
 
-/// The bearer token of the request.
-fn bearer_token(req: &HttpRequest) -> Result<&str, NoBearer> {
+/// The access token of the request (`Bearer`, or `DPoP` with its proof checked).
+async fn bearer_token(req: &HttpRequest, state: &AppState) -> Result<String, HttpResponse> {
     let in_query = crate::protocol::params::Params::parse(req.query_string().as_bytes())
         .map(|p| p.contains("access_token"))
         .unwrap_or(true);
     if in_query {
-        return Err(NoBearer::InQuery);
+        return Err(NoBearer::InQuery.response());
     }
-    bearer(req).ok_or(NoBearer::Missing)
+    access_token(req, state)
+        .await?
+        .ok_or_else(|| NoBearer::Missing.response())
 }
 
 /// The PAT of the request, or the response to send (`invalid_token`, `insufficient_scope`).
 async fn pat(req: &HttpRequest, state: &AppState) -> Result<Pat, HttpResponse> {
-    let token = bearer_token(req).map_err(NoBearer::response)?;
-    protection::authenticate(&state.core, token, state.core.now())
+    let token = bearer_token(req, state).await?;
+    protection::authenticate(&state.core, &token, state.core.now())
         .await
         .map_err(|e| error::oauth(&e))
 }
@@ -163,9 +165,9 @@ pub async fn permission(
     if req.method() != actix_web::http::Method::POST {
         return method_not_allowed(&req, "POST");
     }
-    let token = match bearer_token(&req) {
+    let token = match bearer_token(&req, &state).await {
         Ok(t) => t,
-        Err(no) => return no.response(),
+        Err(r) => return r,
     };
     let body = if content_type_is(&req, "application/json") {
         match read_body(&req, payload, state.core.config.max_body_bytes).await {
@@ -178,7 +180,7 @@ pub async fn permission(
         ))
     };
     let body = body.as_ref().map(|b| &b[..]).map_err(Clone::clone);
-    match permission::request(&state.core, token, body, state.core.now()).await {
+    match permission::request(&state.core, &token, body, state.core.now()).await {
         Ok(ticket) => no_store_json(
             StatusCode::CREATED,
             &serde_json::json!({ "ticket": ticket.expose_secret() }),

@@ -49,6 +49,9 @@ pub struct ClientMetadata {
     /// back (UMA-GRANT-06); the same rules as `redirect_uris`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims_redirect_uris: Vec<String>,
+    /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A registered client, parsed.

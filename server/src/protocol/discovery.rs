@@ -64,6 +64,7 @@ pub fn metadata(core: &Core) -> Value {
         "response_types_supported": p.response_types,
         "response_modes_supported": ["query"],
         "grant_types_supported": p.grant_types,
+        "dpop_signing_alg_values_supported": super::dpop::ALGS,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [signing],
         "token_endpoint_auth_methods_supported": auth_methods,

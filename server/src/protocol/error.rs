@@ -40,6 +40,8 @@ pub enum ErrorCode {
     RequestSubmitted,
     /// The owner API: a policy that does not validate (400, with `diagnostics`).
     InvalidPolicy,
+    /// RFC 9449 §5: a missing or invalid DPoP proof (400 at the token endpoint).
+    InvalidDpopProof,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::RequestDenied => "request_denied",
             ErrorCode::RequestSubmitted => "request_submitted",
             ErrorCode::InvalidPolicy => "invalid_policy",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -240,6 +243,7 @@ mod tests {
             ErrorCode::RequestDenied,
             ErrorCode::RequestSubmitted,
             ErrorCode::InvalidPolicy,
+            ErrorCode::InvalidDpopProof,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

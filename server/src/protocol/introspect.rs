@@ -100,14 +100,25 @@ async fn own_permissions(
     ))
 }
 
-/// The permissions of an RPT whose grounds still hold (a policy that still exists, a request
-/// still approved): deleting a policy or withdrawing an approval takes effect at once. RPTs with no
-/// recorded grounds (none are issued so) are shown as they are.
+/// The permissions of an RPT that have not expired (a permission carried over by an upgrade keeps
+/// its own `exp`) and whose grounds still hold (a policy that still exists, a request still
+/// approved): deleting a policy or withdrawing an approval takes effect at once. RPTs with no
+/// recorded grounds (none are issued so) are shown as they are, less expired permissions.
 async fn grounded(
     core: &Core,
     claims: &Map<String, Value>,
     permissions: Value,
+    now: i64,
 ) -> Result<Value, OAuthError> {
+    let permissions = Value::Array(
+        permissions
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.get("exp").and_then(Value::as_i64).is_none_or(|e| e > now))
+            .collect(),
+    );
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
@@ -207,7 +218,7 @@ pub async fn introspect(
                         Some(pat) => own_permissions(core, pat, p).await?,
                         None => p.clone(),
                     };
-                    let p = grounded(core, &t.claims, p).await?;
+                    let p = grounded(core, &t.claims, p, now).await?;
                     if p.as_array().is_none_or(Vec::is_empty) {
                         return Ok(inactive);
                     }
@@ -231,7 +242,16 @@ pub async fn introspect(
                         out.insert(k.into(), v.clone());
                     }
                 }
-                out.insert("token_type".into(), json!("Bearer"));
+                // DPOP-07: a bound token shows its key's thumbprint and says it is DPoP.
+                match t.claims.get("cnf") {
+                    Some(cnf) => {
+                        out.insert("cnf".into(), cnf.clone());
+                        out.insert("token_type".into(), json!("DPoP"));
+                    }
+                    None => {
+                        out.insert("token_type".into(), json!("Bearer"));
+                    }
+                }
                 Value::Object(out)
             }
             _ => inactive,

@@ -13,6 +13,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod clients;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod grant;
 pub mod interaction;

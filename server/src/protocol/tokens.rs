@@ -87,6 +87,8 @@ pub struct Minter {
     pub access_ttl: u64,
     pub id_ttl: u64,
     pub refresh_ttl: u64,
+    /// The DPoP key (RFC 7638 thumbprint) the tokens are bound to (`cnf.jkt`, RFC 9449 §6).
+    pub cnf_jkt: Option<String>,
 }
 
 impl Minter {
@@ -97,6 +99,19 @@ impl Minter {
             access_ttl: core.config.access_token_ttl,
             id_ttl: core.config.id_token_ttl,
             refresh_ttl: core.config.refresh_token_ttl,
+            cnf_jkt: None,
+        }
+    }
+
+    /// Tokens bound to the DPoP key with thumbprint `jkt`, if any.
+    pub fn bound(mut self, jkt: Option<&str>) -> Minter {
+        self.cnf_jkt = jkt.map(str::to_string);
+        self
+    }
+
+    fn confirm(&self, claims: &mut Map<String, Value>) {
+        if let Some(j) = &self.cnf_jkt {
+            claims.insert("cnf".into(), json!({ "jkt": j }));
         }
     }
 
@@ -122,6 +137,7 @@ impl Minter {
         if let Some(t) = spec.auth_time {
             claims.insert("auth_time".into(), json!(t));
         }
+        self.confirm(&mut claims);
         let token = self.keys.sign("at+jwt", claims)?;
         let row = AccessTokenRow {
             jti,
@@ -156,6 +172,7 @@ impl Minter {
         claims.insert("exp".into(), json!(exp));
         claims.insert("jti".into(), json!(jti));
         claims.insert("permissions".into(), json!(spec.permissions));
+        self.confirm(&mut claims);
         let token = self.keys.sign("at+jwt", claims)?;
         let row = AccessTokenRow {
             jti,
@@ -192,6 +209,7 @@ impl Minter {
             used: false,
             revoked: false,
             created_at: now,
+            dpop_jkt: None,
         };
         (secret, row)
     }

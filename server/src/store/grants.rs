@@ -78,6 +78,8 @@ pub struct RefreshTokenRow {
     pub used: bool,
     pub revoked: bool,
     pub created_at: i64,
+    /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a grant hands out in one go.

@@ -78,6 +78,7 @@ diesel::table! {
         used -> Bool,
         revoked -> Bool,
         created_at -> BigInt,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

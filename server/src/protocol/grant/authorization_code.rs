@@ -31,6 +31,7 @@ pub async fn exchange(
     core: &Core,
     auth: &Authenticated,
     params: &Params,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let code = Secret::new(params.require("code")?);
@@ -61,7 +62,10 @@ pub async fn exchange(
         }
     }
 
-    let minter = Minter::from_core(core);
+    let minter = Minter::from_core(core).bound(dpop);
+    // DPOP-04: a public client's refresh token is bound to its DPoP key (a confidential client's
+    // is bound by its authentication).
+    let bind_refresh = auth.client.is_public();
     let client_id = auth.client.id.clone();
     let issue_refresh = auth.client.allows_grant("refresh_token");
     let outcome = core
@@ -106,7 +110,10 @@ pub async fn exchange(
                     None
                 };
                 let (refresh, refresh_row) = if issue_refresh {
-                    let (s, r) = minter.mint_refresh(&row.grant_id, &row.client_id, &row.user_id, &row.scope, row.auth_time, now);
+                    let (s, mut r) = minter.mint_refresh(&row.grant_id, &row.client_id, &row.user_id, &row.scope, row.auth_time, now);
+                    if bind_refresh {
+                        r.dpop_jkt = minter.cnf_jkt.clone();
+                    }
                     (Some(s), Some(r))
                 } else {
                     (None, None)

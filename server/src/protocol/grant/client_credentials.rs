@@ -22,6 +22,7 @@ pub async fn issue(
     core: &Core,
     auth: &Authenticated,
     params: &Params,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &auth.client;
@@ -52,7 +53,7 @@ pub async fn issue(
         requested
     };
     let scope_str = scope::join(&granted);
-    let minter = Minter::from_core(core);
+    let minter = Minter::from_core(core).bound(dpop);
     let (token, row) = minter.mint_access(
         &AccessSpec {
             client_id: &client.id,

@@ -13,11 +13,13 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::TokenResponse;
 
-/// Handle a token request whose body has been parsed.
+/// Handle a token request whose body has been parsed. `dpop`: the values of its `DPoP` headers
+/// (RFC 9449): with a valid proof, the tokens are bound to its key and `token_type` is `DPoP`.
 pub async fn token(
     core: &Core,
     params: &Params,
     authorization: Option<&str>,
+    dpop: &[&str],
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
@@ -47,12 +49,29 @@ pub async fn token(
             "this client is not registered for the `{grant_type}` grant"
         )));
     }
-    let result = match grant_type {
-        "authorization_code" => authorization_code::exchange(core, &client, params, now).await,
-        "refresh_token" => refresh_token::refresh(core, &client, params, now).await,
-        uma_ticket::GRANT_TYPE => uma_ticket::issue(core, &client, params, now).await,
-        _ => client_credentials::issue(core, &client, params, now).await,
+    // DPOP-01, -02, -06, -10: a proof, when sent (or required by the client's registration).
+    let proof = if dpop.is_empty() {
+        if client.client.metadata.dpop_bound_access_tokens {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this client registered `dpop_bound_access_tokens`: send a DPoP proof",
+            ));
+        }
+        None
+    } else {
+        Some(super::dpop::verify(core, dpop, "POST", &core.config.url("/token"), None, now).await?)
     };
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let mut result = match grant_type {
+        "authorization_code" => authorization_code::exchange(core, &client, params, jkt, now).await,
+        "refresh_token" => refresh_token::refresh(core, &client, params, jkt, now).await,
+        uma_ticket::GRANT_TYPE => uma_ticket::issue(core, &client, params, jkt, now).await,
+        _ => client_credentials::issue(core, &client, params, jkt, now).await,
+    };
+    // DPOP-03: a bound token says so.
+    if let (Ok(t), Some(_)) = (&mut result, &proof) {
+        t.token_type = "DPoP";
+    }
     match &result {
         Ok(t) => {
             tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope_str())

@@ -5,7 +5,7 @@
 
 use super::super::Core;
 use super::super::client_auth::Authenticated;
-use super::super::error::OAuthError;
+use super::super::error::{ErrorCode, OAuthError};
 use super::super::params::Params;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
@@ -16,6 +16,7 @@ pub async fn refresh(
     core: &Core,
     auth: &Authenticated,
     params: &Params,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let token = Secret::new(params.require("refresh_token")?);
@@ -30,7 +31,26 @@ pub async fn refresh(
         .run(move |c| grants::refresh_token(c, &peek))
         .await?;
     match row {
-        Some(r) if r.client_id == auth.client.id => {}
+        Some(r) if r.client_id == auth.client.id => {
+            // DPOP-04: a public client's refresh token bound to a DPoP key needs a proof with
+            // that key; checked before the token is spent.
+            if let Some(bound) = &r.dpop_jkt {
+                match dpop {
+                    None => {
+                        return Err(OAuthError::new(
+                            ErrorCode::InvalidDpopProof,
+                            "this refresh token is bound to a DPoP key: send a DPoP proof",
+                        ));
+                    }
+                    Some(j) if j != bound => {
+                        return Err(OAuthError::invalid_grant(
+                            "this refresh token is bound to another DPoP key",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         _ => {
             return Err(OAuthError::invalid_grant(
                 "the refresh token is invalid, expired or was issued to another client",
@@ -38,7 +58,7 @@ pub async fn refresh(
         }
     }
 
-    let minter = Minter::from_core(core);
+    let minter = Minter::from_core(core).bound(dpop);
     let outcome = core
         .store
         .run(move |c| {
@@ -90,6 +110,7 @@ pub async fn refresh(
                 // The family's lifetime is fixed when the code is exchanged: rotation never extends
                 // it, so a stolen family cannot live on by refreshing (RFC 9700 §4.14.2).
                 refresh_row.expires_at = row.expires_at;
+                refresh_row.dpop_jkt = row.dpop_jkt.clone();
                 let response = TokenResponse {
                     access_token: access,
                     token_type: "Bearer",

@@ -172,6 +172,7 @@ pub async fn issue(
     core: &Core,
     auth: &Authenticated,
     params: &Params,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &auth.client;
@@ -256,7 +257,7 @@ pub async fn issue(
         now,
         client_id: client.id.clone(),
         claim_token_issuer: verified.as_ref().map(|v| v.issuer.clone()),
-        sender_constrained: false,
+        sender_constrained: dpop.is_some(),
     };
     let party_key = claims::party_key(&party, &client.id);
 
@@ -484,7 +485,7 @@ pub async fn issue(
     }
 
     // An RPT for what was granted.
-    let minter = Minter::from_core(core);
+    let minter = Minter::from_core(core).bound(dpop);
     let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
     let exp = now + core.config.access_token_ttl as i64;
     for p in &mut granted {
