@@ -1122,6 +1122,8 @@ async fn whole_uma_flow(backend: Backend) {
         .to_string();
     assert!(at_upstream.starts_with(&up.issuer), "{at_upstream}");
     assert!(at_upstream.contains("code_challenge_method=S256") && at_upstream.contains("nonce="));
+    // UMA-GRANT-27: the requesting party signs in knowingly, whatever session they have there.
+    assert!(at_upstream.contains("prompt=login"), "{at_upstream}");
     let callback = upstream_sign_in(&b, &at_upstream, "dr-who").await;
     assert!(
         callback.starts_with(&srv.url("/uma/claims/callback")),

@@ -430,6 +430,8 @@ both!(pct_claims_have_a_maximum_age, [
         let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", bad)]).await;
         assert_eq!((s, err(&v)), (400, "invalid_grant"), "{v}");
     }
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct)]).await;
+    assert_eq!(s, 200, "the ticket survived the refusals: {v}");
     srv.core.clock.advance(590);
     let t = ticket(&srv, &pat, perm).await;
     let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("pct", &pct)]).await;
@@ -560,12 +562,32 @@ both!(clients_discovery_and_claims_redirects, [
     assert_eq!(err(&v), "invalid_redirect_uri", "{v}");
 });
 
+/// The `exp` of `resource`'s permission in an RPT (read from the JWT).
+fn permission_exp(rpt: &str, resource: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = rpt.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?,
+    )
+    .ok()?;
+    claims["permissions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["resource_id"] == json!(resource))?["exp"]
+        .as_i64()
+}
+
 // UMA-GRANT-41, -42, -43 across resource servers: an upgrade keeps the old RPT's permissions on
 // another resource server; the new RPT names both in `aud`, each resource server's PAT sees only
-// its own permissions, and the old RPT is revoked.
+// its own permissions, and the old RPT is revoked. A carried permission keeps its own `exp`
+// (upgrading again and again never stretches it), and nothing is carried to another requesting
+// party's RPT.
 both!(rpt_upgrade_across_resource_servers, |srv| {
     srv.add_user("alice", PW).await;
     let bob = srv.add_user("bob", PW).await;
+    let carol = srv.add_user("carol", PW).await;
     let photos = srv.rs_client("Photos").await;
     let notes = srv.rs_client("Notes").await;
     let photos_pat = srv.pat(&photos, "alice", PW).await;
@@ -632,7 +654,11 @@ both!(rpt_upgrade_across_resource_servers, |srv| {
     );
 
     // The same inputs again give the same decision (UMA-GRANT-42): upgrading the new RPT with a
-    // fresh ticket keeps both.
+    // fresh ticket, five minutes later, keeps both — the Photo permission with its first `exp`.
+    let first_exp = permission_exp(&rpt1, &photo);
+    assert!(first_exp.is_some());
+    assert_eq!(permission_exp(&rpt2, &photo), first_exp);
+    srv.core.clock.advance(300);
     let t = ticket(&srv, &notes_pat, &[(note.as_str(), &["read"])]).await;
     let mut form = pushed(&t);
     form.push(("rpt", rpt2.clone()));
@@ -643,6 +669,32 @@ both!(rpt_upgrade_across_resource_servers, |srv| {
     assert_eq!(
         permission_sets(&introspect_with_pat(&srv, &photos_pat, &rpt3).await),
         vec![set(&photo, &["view"])]
+    );
+    assert_eq!(permission_exp(&rpt3, &photo), first_exp, "not stretched");
+    assert_eq!(permission_exp(&rpt3, &note), Some(srv.core.now() + 600));
+
+    // Carol, shared the Note too, sends bob's RPT: her RPT carries nothing of his.
+    share_with(&srv, &owner, &note, &carol, &["read"]).await;
+    let carol_id = id_token(&srv, &app, "carol").await;
+    let t = ticket(&srv, &notes_pat, &[(note.as_str(), &["read"])]).await;
+    let (s, v) = uma_token(
+        &srv,
+        &app,
+        &[
+            ("ticket", &t),
+            ("claim_token", &carol_id),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+            ("rpt", &rpt3),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("upgraded").is_none(), "{v}");
+    let carols = v["access_token"].as_str().unwrap_or_default().to_string();
+    assert_eq!(permission_exp(&carols, &photo), None, "nothing of bob's");
+    assert_eq!(
+        introspect_with_pat(&srv, &photos_pat, &rpt3).await["active"],
+        json!(true)
     );
 });
 

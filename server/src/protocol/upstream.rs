@@ -12,7 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use custodia_policy::{ClaimValue, Party};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier,
+    CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
@@ -256,7 +257,12 @@ pub async fn start(
     {
         req = req.add_scope(Scope::new(s.to_string()));
     }
-    let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
+    // `prompt=login`: the requesting party signs in at the provider for this request, knowingly —
+    // a session there alone never attaches their identity to a client's ticket (UMA-GRANT-27).
+    let (url, state, nonce) = req
+        .add_prompt(CoreAuthPrompt::Login)
+        .set_pkce_challenge(challenge)
+        .url();
     Ok((
         url.to_string(),
         Pending {

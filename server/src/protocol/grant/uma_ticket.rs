@@ -203,7 +203,7 @@ pub async fn issue(
         None => (None, None),
     };
     let previous = match params.get("rpt") {
-        Some(r) => Some(previous_rpt(core, r, &client.id).await?),
+        Some(r) => Some(previous_rpt(core, r, &client.id, now).await?),
         None => None,
     };
 
@@ -451,7 +451,10 @@ pub async fn issue(
     let mut upgraded = None;
     let mut replaced: Option<String> = None;
     let mut audience = vec![row.rs_client_id.clone()];
-    if let Some((old_jti, old_perms)) = previous {
+    let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
+    // Permissions granted to one requesting party never travel to another's RPT.
+    if let Some(old) = previous.filter(|p| p.subject == subject) {
+        let (old_jti, old_perms) = (old.jti, old.permissions);
         let (kept, kept_grounds, served_by) = still_held(core, &old_jti, old_perms, now).await?;
         // UMA-GRANT-41, -43: the new RPT includes every still-valid permission of the old one
         // (carried over or granted again): `upgraded`, and the old RPT is revoked. Nothing left
@@ -486,7 +489,6 @@ pub async fn issue(
 
     // An RPT for what was granted.
     let minter = Minter::from_core(core).bound(dpop);
-    let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
     let exp = now + core.config.access_token_ttl as i64;
     for p in &mut granted {
         p.exp = Some(p.exp.map_or(exp, |e| e.min(exp)));
@@ -605,13 +607,15 @@ async fn pct_party(
 }
 
 /// The RPT a client asks to upgrade: ours, this client's, not revoked (it may have expired,
-/// UMA-GRANT-14: then nothing of it is kept). Returns its `jti` and permissions, each with its
-/// expiry (the token's when the permission names none).
+/// UMA-GRANT-14: then nothing of it is kept, even once its record is gone). Returns its `jti`, its
+/// requesting party (`sub`) and its permissions, each with its expiry (the token's when the
+/// permission names none).
 async fn previous_rpt(
     core: &Core,
     rpt: &str,
     client_id: &str,
-) -> Result<(String, Vec<RptPermission>), OAuthError> {
+    now: i64,
+) -> Result<PreviousRpt, OAuthError> {
     let bad =
         || OAuthError::invalid_grant("the RPT to upgrade is unknown, revoked or not this client's");
     let Ok((claims, typ)) = core.keys.verify(rpt) else {
@@ -637,15 +641,38 @@ async fn previous_rpt(
         .and_then(Value::as_str)
         .ok_or_else(bad)?
         .to_string();
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let j = jti.clone();
     match core
         .store
         .run(move |c| crate::store::grants::access_token(c, &j))
         .await?
     {
-        Some(r) if !r.revoked && r.client_id == client_id => Ok((jti, perms)),
+        Some(r) if !r.revoked && r.client_id == client_id => Ok(PreviousRpt {
+            jti,
+            subject,
+            permissions: perms,
+        }),
+        // Expired long enough ago for its record to be pruned: nothing left to carry.
+        None if token_exp <= now => Ok(PreviousRpt {
+            jti,
+            subject,
+            permissions: vec![],
+        }),
         _ => Err(bad()),
     }
+}
+
+/// An RPT sent for upgrade.
+struct PreviousRpt {
+    jti: String,
+    /// Its requesting party: permissions are carried only to an RPT for the same one.
+    subject: String,
+    permissions: Vec<RptPermission>,
 }
 
 /// The old RPT's permissions that have not expired, whose grounds still hold and whose resources
