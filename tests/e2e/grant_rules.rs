@@ -696,6 +696,20 @@ both!(rpt_upgrade_across_resource_servers, |srv| {
         introspect_with_pat(&srv, &photos_pat, &rpt3).await["active"],
         json!(true)
     );
+
+    // Past the Photo permission's own `exp` (the RPT itself lives on): introspection shows only
+    // the Note.
+    srv.core.clock.advance(301);
+    let photos_pat = srv.pat(&photos, "alice", PW).await;
+    let notes_pat = srv.pat(&notes, "alice", PW).await;
+    assert_eq!(
+        introspect_with_pat(&srv, &photos_pat, &rpt3).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        permission_sets(&introspect_with_pat(&srv, &notes_pat, &rpt3).await),
+        vec![set(&note, &["read"])]
+    );
 });
 
 // UMA-GRANT-14: an expired RPT may be sent for upgrade: no error for the expiry; its permissions
