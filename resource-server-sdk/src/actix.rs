@@ -89,6 +89,8 @@ pub struct UmaGuard {
     store: Arc<dyn PatStore>,
     realm: Option<String>,
     resolver: Option<Resolver>,
+    dpop: Arc<crate::dpop::DpopVerifier>,
+    public_url: Option<String>,
 }
 
 impl std::fmt::Debug for UmaGuard {
@@ -109,6 +111,75 @@ impl UmaGuard {
             store,
             realm: None,
             resolver: None,
+            dpop: Arc::new(crate::dpop::DpopVerifier::default()),
+            public_url: None,
+        }
+    }
+
+    /// The resource server's public base URL (`https://fhir.example`), against which DPoP
+    /// proofs' `htu` is checked; without it, the URL the request arrived on (scheme and host as
+    /// actix sees them — set this behind a proxy).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_string());
+        self
+    }
+
+    /// The URL of `req` as the client addressed it (for DPoP's `htu`).
+    fn request_url(&self, req: &HttpRequest) -> String {
+        match &self.public_url {
+            Some(base) => format!("{base}{}", req.path()),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}{}", info.scheme(), info.host(), req.path())
+            }
+        }
+    }
+
+    /// RFC 9449 §7: a bound RPT only with the `DPoP` scheme and a proof from its key; an unbound
+    /// one only as `Bearer` (DPOP-11, -13).
+    fn check_binding(
+        &self,
+        req: &HttpRequest,
+        token: &str,
+        dpop_scheme: bool,
+        rpt: &Rpt,
+    ) -> Result<(), UmaResponseError> {
+        let refuse = |error: &'static str, description: String| {
+            Err(UmaResponseError::Dpop { error, description })
+        };
+        match (&rpt.dpop_jkt, dpop_scheme) {
+            (None, false) => Ok(()),
+            (Some(_), false) => refuse(
+                "invalid_token",
+                "this RPT is bound to a DPoP key: send it as `Authorization: DPoP` with a DPoP proof"
+                    .into(),
+            ),
+            (None, true) => refuse(
+                "invalid_token",
+                "this RPT is not bound to a DPoP key: send it as `Authorization: Bearer`".into(),
+            ),
+            (Some(bound), true) => {
+                let proofs: Vec<&str> = req
+                    .headers()
+                    .get_all("dpop")
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                let url = self.request_url(req);
+                match self.dpop.verify(
+                    &proofs,
+                    req.method().as_str(),
+                    &url,
+                    token,
+                    self.verifier.now(),
+                ) {
+                    Ok(jkt) if subtle::ConstantTimeEq::ct_eq(jkt.as_bytes(), bound.as_bytes()).into() => Ok(()),
+                    Ok(_) => refuse(
+                        "invalid_token",
+                        "the RPT is bound to another key than the DPoP proof's".into(),
+                    ),
+                    Err(e) => refuse("invalid_dpop_proof", e.0),
+                }
+            }
         }
     }
 
@@ -170,9 +241,10 @@ impl UmaGuard {
         let token = bearer_token(req)?;
         // whether the RPT is valid and holds a permission for the resource, only too narrow
         let mut upgradable = false;
-        if let Some(token) = token {
+        if let Some((token, dpop_scheme)) = token {
             match self.verify(&token, requirement).await {
                 Ok(rpt) => {
+                    self.check_binding(req, &token, dpop_scheme, &rpt)?;
                     let now = self.verifier.now();
                     if rpt.covers_all(&requirement.resource_id, &requirement.scopes, now) {
                         return Ok(rpt);
@@ -270,10 +342,11 @@ impl UmaGuard {
     }
 }
 
-/// The RPT of `Authorization: Bearer` (RFC 6750 §2.1). `Ok(None)` when there is none or the
-/// header is not a well-formed bearer credential (the client gets a challenge); an error for a
-/// token in the query (RFC 6750 §2.3 is not supported) or repeated `Authorization` headers.
-fn bearer_token(req: &HttpRequest) -> Result<Option<String>, UmaResponseError> {
+/// The RPT of `Authorization: Bearer` (RFC 6750 §2.1) or `Authorization: DPoP` (RFC 9449 §7.1;
+/// `true`). `Ok(None)` when there is none or the header is not a well-formed credential (the
+/// client gets a challenge); an error for a token in the query (RFC 6750 §2.3 is not supported)
+/// or repeated `Authorization` headers.
+fn bearer_token(req: &HttpRequest) -> Result<Option<(String, bool)>, UmaResponseError> {
     if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, _)| k == "access_token")
     {
         return Err(UmaResponseError::InvalidRequest(
@@ -300,8 +373,9 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, UmaResponseError> {
         && token.trim_end_matches('=').bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         });
-    if scheme.eq_ignore_ascii_case("bearer") && is_token68 {
-        Ok(Some(token.to_string()))
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if (dpop || scheme.eq_ignore_ascii_case("bearer")) && is_token68 {
+        Ok(Some((token.to_string(), dpop)))
     } else {
         Ok(None)
     }
@@ -334,6 +408,12 @@ pub enum UmaResponseError {
     Internal(Error),
     /// 400 `invalid_request`: a token in the query, or repeated `Authorization` headers.
     InvalidRequest(&'static str),
+    /// 401 with `WWW-Authenticate: DPoP algs=…, error=…`: a DPoP-bound RPT without a valid proof
+    /// from its key, a bound RPT sent as `Bearer`, or an unbound one sent as `DPoP` (RFC 9449 §7).
+    Dpop {
+        error: &'static str,
+        description: String,
+    },
 }
 
 /// The `error` of [`UmaResponseError::ProtectionUnavailable`].
@@ -354,6 +434,7 @@ impl std::fmt::Display for UmaResponseError {
             }
             UmaResponseError::Internal(_) => f.write_str("internal error"),
             UmaResponseError::InvalidRequest(d) => write!(f, "invalid request: {d}"),
+            UmaResponseError::Dpop { error, description } => write!(f, "{error}: {description}"),
         }
     }
 }
@@ -382,7 +463,9 @@ impl UmaResponseError {
 impl ResponseError for UmaResponseError {
     fn status_code(&self) -> StatusCode {
         match self {
-            UmaResponseError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            UmaResponseError::Unauthorized(_) | UmaResponseError::Dpop { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             UmaResponseError::InsufficientPermission(_)
             | UmaResponseError::AuthorizationServerUnreachable
             | UmaResponseError::ProtectionUnavailable => StatusCode::FORBIDDEN,
@@ -417,6 +500,24 @@ impl ResponseError for UmaResponseError {
                 "error": "invalid_request",
                 "error_description": d,
             })),
+            UmaResponseError::Dpop { error, description } => {
+                let quoted: String = description
+                    .chars()
+                    .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                    .collect();
+                response
+                    .insert_header((
+                        WWW_AUTHENTICATE,
+                        format!(
+                            "DPoP algs=\"{}\", error=\"{error}\", error_description=\"{quoted}\"",
+                            crate::dpop::ALGS.join(" ")
+                        ),
+                    ))
+                    .json(serde_json::json!({
+                        "error": error,
+                        "error_description": description,
+                    }))
+            }
         }
     }
 }

@@ -92,6 +92,12 @@ impl IntrospectionResponse {
         rpt.issued_at = self.iat;
         rpt.not_before = self.nbf;
         rpt.jti = self.jti;
+        rpt.dpop_jkt = self
+            .other
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok(rpt)
     }
 }

@@ -92,6 +92,16 @@ pub(crate) struct Claims {
     pub scope: Option<String>,
     #[serde(default)]
     pub permissions: Option<Vec<crate::rpt::RptPermission>>,
+    /// RFC 9449 §6: the key the token is bound to.
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800), as DPoP uses it: the RFC 7638 thumbprint of the bound key.
+#[derive(Deserialize)]
+pub(crate) struct Confirmation {
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 impl Claims {

@@ -10,6 +10,7 @@ mod challenge;
 mod client;
 mod config;
 mod discovery;
+pub mod dpop;
 mod error;
 mod http;
 mod introspection;

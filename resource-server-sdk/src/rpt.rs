@@ -74,6 +74,9 @@ pub struct Rpt {
     pub not_before: Option<i64>,
     pub jti: Option<String>,
     pub permissions: Vec<RptPermission>,
+    /// The DPoP key the RPT is bound to (`cnf.jkt`, RFC 9449 §6): then it is accepted only with a
+    /// proof from that key ([`crate::dpop`]).
+    pub dpop_jkt: Option<String>,
     /// Seconds of clock-skew leeway applied to the times.
     leeway: i64,
 }
@@ -91,6 +94,7 @@ impl Rpt {
             not_before: None,
             jti: None,
             permissions,
+            dpop_jkt: None,
             leeway: 0,
         }
     }
@@ -158,6 +162,7 @@ impl Rpt {
             not_before: claims.nbf.map(|d| d.0),
             jti: claims.jti,
             permissions,
+            dpop_jkt: claims.cnf.and_then(|c| c.jkt),
             leeway,
         }
     }

@@ -405,3 +405,70 @@ both!(public_client_refresh_and_protected_endpoints, |srv| {
     .await;
     assert_eq!((s, err(&v)), (401, "invalid_token"), "{v}");
 });
+
+// The UMA grant with a DPoP proof: a bound RPT (`token_type: DPoP`, `cnf.jkt`). The example FHIR
+// server (the SDK's guard) then takes it only as `Authorization: DPoP` with a fresh proof from
+// that key for this request and this RPT (DPOP-11, -12, -13; DPOP-10 on the resource server).
+both!(bound_rpts_at_the_resource_server, [
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    use crate::grant::{ID_TOKEN_FORMAT, UMA_GRANT, app_client, fhir_connected, owner_call, owner_session, resource_id, share, ticket_for};
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let (s, _) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(share(&srv, &patient, &bob, &["patient/Patient.read"])),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let app = app_client(&srv).await;
+    let id_token = code_flow_tokens(&srv, &app, "bob", PW, "openid").await["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let k = key();
+    let t = ticket_for(&url).await;
+    let (s, v) = token_with(
+        &srv,
+        &app,
+        &[
+            ("grant_type", UMA_GRANT),
+            ("ticket", &t),
+            ("claim_token", &id_token),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+        &[&proof(&srv, &k, "POST", "/token", None)],
+    )
+    .await;
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    assert_eq!(claims_of(&rpt)["cnf"], json!({"jkt": jkt(&k)}));
+
+    let now = srv.core.now();
+    let other = key();
+    let dpop_auth = format!("DPoP {rpt}");
+    for (label, auth, p, code) in [
+        ("as Bearer", format!("Bearer {rpt}"), None, "invalid_token"),
+        ("no proof", dpop_auth.clone(), None, "invalid_dpop_proof"),
+        ("wrong method", dpop_auth.clone(), Some(proof_at(&k, "POST", &url, Some(&rpt), now)), "invalid_dpop_proof"),
+        ("no ath", dpop_auth.clone(), Some(proof_at(&k, "GET", &url, None, now)), "invalid_dpop_proof"),
+        ("stale", dpop_auth.clone(), Some(proof_at(&k, "GET", &url, Some(&rpt), now - 600)), "invalid_dpop_proof"),
+        ("another key", dpop_auth.clone(), Some(proof_at(&other, "GET", &url, Some(&rpt), now)), "invalid_token"),
+    ] {
+        let (s, ch, v) = call(Method::GET, &url, &auth, p.as_deref()).await;
+        assert_eq!((s, err(&v)), (401, code), "{label}: {v}");
+        assert!(ch.starts_with("DPoP") && ch.contains(code), "{label}: {ch}");
+    }
+    let good = proof_at(&k, "GET", &url, Some(&rpt), now);
+    let (s, _, body) = call(Method::GET, &url, &dpop_auth, Some(&good)).await;
+    assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
+    let (s, _, v) = call(Method::GET, &url, &dpop_auth, Some(&good)).await;
+    assert_eq!((s, err(&v)), (401, "invalid_dpop_proof"), "a replay: {v}");
+});

@@ -151,6 +151,7 @@ pub fn start(
     let guard = web::Data::new(
         UmaGuard::new(uma, verifier, pats)
             .with_realm("fhir")?
+            .with_public_url(settings.public_url.clone())
             .with_resolver(resolve),
     );
     let s = state.clone();
