@@ -472,3 +472,62 @@ both!(bound_rpts_at_the_resource_server, [
     let (s, _, v) = call(Method::GET, &url, &dpop_auth, Some(&good)).await;
     assert_eq!((s, err(&v)), (401, "invalid_dpop_proof"), "a replay: {v}");
 });
+
+// DPOP-09: an authorization request with `dpop_jkt` binds its code to that key: redeemed with a
+// proof from another key (or none) → `invalid_dpop_proof`; a malformed `dpop_jkt` is refused.
+both!(dpop_jkt_binds_the_code, |srv| {
+    srv.add_user("alice", PW).await;
+    let web = srv.web_client().await;
+    let k = key();
+    let other = key();
+    let thumb = jkt(&k);
+    for (label, redeem_with) in [
+        ("no proof", None),
+        ("another key", Some(&other)),
+        ("its key", Some(&k)),
+    ] {
+        let (verifier, challenge) = pkce();
+        let loc = authorize_and_allow(
+            &srv,
+            &web,
+            &[
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("scope", "openid"),
+                ("dpop_jkt", &thumb),
+            ],
+            "alice",
+            PW,
+        )
+        .await;
+        let code = query(&loc).remove("code").unwrap_or_default();
+        let proofs: Vec<String> = redeem_with
+            .map(|key| proof(&srv, key, "POST", "/token", None))
+            .into_iter()
+            .collect();
+        let p: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let (s, v) = token_with(
+            &srv,
+            &web,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://client.example/cb"),
+                ("code_verifier", &verifier),
+            ],
+            &p,
+        )
+        .await;
+        if label == "its key" {
+            assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{label}: {v}");
+        } else {
+            assert_eq!((s, err(&v)), (400, "invalid_dpop_proof"), "{label}: {v}");
+        }
+    }
+    let resp = browser()
+        .get(authorize_url(&srv, &web, &[("dpop_jkt", "short")]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+});

@@ -36,6 +36,8 @@ pub struct AuthRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code must be redeemed with.
+    pub dpop_jkt: Option<String>,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     /// The request as received, carried through the login and consent forms.
@@ -205,6 +207,18 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
     if raw.get("state").is_some_and(|s| s.len() > 2048) {
         return Err(page_err(ErrorCode::InvalidRequest, "`state` is too long"));
     }
+    // DPOP-09: a SHA-256 JWK thumbprint is 43 base64url characters.
+    if raw.get("dpop_jkt").is_some_and(|j| {
+        j.len() != 43
+            || !j
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "`dpop_jkt` must be a JWK SHA-256 thumbprint (43 base64url characters)",
+        ));
+    }
 
     Ok(AuthRequest {
         client,
@@ -214,6 +228,7 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
         state: raw.get("state").map(str::to_string),
         nonce: raw.get("nonce").map(str::to_string),
         code_challenge: challenge.map(str::to_string),
+        dpop_jkt: raw.get("dpop_jkt").map(str::to_string),
         prompt,
         max_age,
         raw,
@@ -383,6 +398,7 @@ async fn issue_code(
         expires_at: now + core.config.code_ttl as i64,
         used: false,
         created_at: now,
+        dpop_jkt: req.dpop_jkt.clone(),
     };
     core.store
         .run(move |c| grants::insert_code(c, &row))

@@ -50,6 +50,8 @@ pub struct CodeRow {
     pub expires_at: i64,
     pub used: bool,
     pub created_at: i64,
+    /// RFC 9449 §10: the DPoP key the code is bound to (`dpop_jkt` of the request).
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]

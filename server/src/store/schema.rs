@@ -50,6 +50,7 @@ diesel::table! {
         expires_at -> BigInt,
         used -> Bool,
         created_at -> BigInt,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

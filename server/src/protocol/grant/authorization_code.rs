@@ -5,7 +5,7 @@
 
 use super::super::Core;
 use super::super::client_auth::Authenticated;
-use super::super::error::OAuthError;
+use super::super::error::{ErrorCode, OAuthError};
 use super::super::params::Params;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
@@ -66,6 +66,7 @@ pub async fn exchange(
     // DPOP-04: a public client's refresh token is bound to its DPoP key (a confidential client's
     // is bound by its authentication).
     let bind_refresh = auth.client.is_public();
+    let proof_jkt = dpop.map(str::to_string);
     let client_id = auth.client.id.clone();
     let issue_refresh = auth.client.allows_grant("refresh_token");
     let outcome = core
@@ -80,6 +81,15 @@ pub async fn exchange(
                     && redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
                         return Err(OAuthError::invalid_grant("`redirect_uri` does not match the authorization request"));
                     }
+                // DPOP-09: a code bound to a DPoP key at the authorization endpoint.
+                if let Some(j) = &row.dpop_jkt
+                    && proof_jkt.as_deref() != Some(j.as_str())
+                {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidDpopProof,
+                        "the authorization request bound this code to a DPoP key (`dpop_jkt`): send a proof from that key",
+                    ));
+                }
                 // BCP-06 / BCP-07: PKCE enforced, and no downgrade.
                 match (&row.code_challenge, &verifier) {
                     (Some(ch), Some(v)) => {
