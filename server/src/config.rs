@@ -388,15 +388,31 @@ impl RawConfig {
             }
         };
 
-        let signing_alg = self.signing_alg.unwrap_or_else(|| "RS256".into());
+        // Unset settings take the default, or the profile's own when it allows less; a setting
+        // given explicitly must fit the profile (checked below).
+        let signing_alg = self.signing_alg.unwrap_or_else(|| {
+            if profile.signing_algs.contains(&"RS256") {
+                "RS256".into()
+            } else {
+                profile
+                    .signing_algs
+                    .first()
+                    .copied()
+                    .unwrap_or("ES256")
+                    .into()
+            }
+        });
         profile
             .check_signing_alg(&signing_alg)
             .map_err(|v| bad("CUSTODIA_SIGNING_ALG", v.description))?;
 
-        let code_ttl = self.code_ttl.unwrap_or(60);
-        let access_token_ttl = self.access_token_ttl.unwrap_or(600);
-        let id_token_ttl = self.id_token_ttl.unwrap_or(600);
-        let refresh_token_ttl = self.refresh_token_ttl.unwrap_or(14 * 24 * 3600);
+        let caps = profile.lifetime_caps;
+        let code_ttl = self.code_ttl.unwrap_or(60.min(caps.authorization_code));
+        let access_token_ttl = self.access_token_ttl.unwrap_or(600.min(caps.access_token));
+        let id_token_ttl = self.id_token_ttl.unwrap_or(600.min(caps.id_token));
+        let refresh_token_ttl = self
+            .refresh_token_ttl
+            .unwrap_or((14 * 24 * 3600).min(caps.refresh_token));
         profile
             .check_lifetimes(code_ttl, access_token_ttl, id_token_ttl, refresh_token_ttl)
             .map_err(|v| {

@@ -731,3 +731,41 @@ mod serve_on_postgres {
         custodia_tests::drop_pg_database(&db);
     }
 }
+
+// `CUSTODIA_PROFILE` chooses the lock-down: `check-config` and `serve` refuse a setting the
+// profile forbids, naming it (HEART-OAUTH-43, HEART-OIDC-03, IGOV-OAUTH-04, IGOV-OAUTH-42);
+// settings left unset take the profile's own limits, so every profile starts on its defaults.
+#[test]
+fn profiles_refuse_contradicting_settings() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    for (profile, name, value) in [
+        ("heart", "CUSTODIA_REFRESH_TOKEN_TTL", "1209600"),
+        ("heart", "CUSTODIA_ID_TOKEN_TTL", "600"),
+        ("heart-fhir", "CUSTODIA_ACCESS_TOKEN_TTL", "7200"),
+        ("igov", "CUSTODIA_SIGNING_ALG", "RS256"),
+        ("igov", "CUSTODIA_REFRESH_TOKEN_TTL", "172800"),
+    ] {
+        for cmd in [&["check-config"][..], &["serve"][..]] {
+            let out = custodia(
+                d,
+                &[("CUSTODIA_PROFILE", profile), (name, value)],
+                cmd,
+                None,
+            );
+            one_line_exit_2(&out, name);
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(profile),
+                "names the profile"
+            );
+        }
+    }
+    for profile in ["default", "heart", "heart-fhir", "igov"] {
+        let out = custodia(d, &[("CUSTODIA_PROFILE", profile)], &["check-config"], None);
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

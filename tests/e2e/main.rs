@@ -10,6 +10,7 @@ mod grant;
 mod grant_rules;
 mod keys;
 mod oidc_flow;
+mod profiles;
 mod prompt;
 mod protection;
 mod registration;
