@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+pub mod fhir;
+
 /// A rule a request or a registration broke: which rule, and why, written for the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -74,6 +76,9 @@ pub struct Profile {
     /// A client registers one grant type (besides `refresh_token`): multi-mode software registers
     /// one client per mode (HEART-OAUTH-22).
     pub one_grant_type_per_client: bool,
+    /// Resource registration speaks FHIR: scopes in the HEART / SMART grammar, FHIR resource
+    /// types ([`fhir`]; HEART-FHIRUMA-01, -02).
+    pub fhir_semantics: bool,
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -111,6 +116,7 @@ pub const DEFAULT: Profile = Profile {
     pkce_required_for_all_clients: false,
     loopback_http_redirects: true,
     one_grant_type_per_client: false,
+    fhir_semantics: false,
 };
 
 /// HEART (OAuth 2.0 ID3, OpenID Connect, UMA 2.0): full and direct-access clients authenticate
@@ -145,6 +151,7 @@ pub const HEART: Profile = Profile {
     pkce_required_for_all_clients: false,
     loopback_http_redirects: true,
     one_grant_type_per_client: true,
+    fhir_semantics: false,
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -154,6 +161,7 @@ pub const HEART_FHIR: Profile = Profile {
         "https://openid.net/specs/openid-heart-uma2-1_0.html",
         "https://openid.net/specs/openid-heart-fhir-oauth2-1_0.html",
     ],
+    fhir_semantics: true,
     ..HEART
 };
 
@@ -185,6 +193,7 @@ pub const IGOV: Profile = Profile {
     pkce_required_for_all_clients: true,
     loopback_http_redirects: false,
     one_grant_type_per_client: false,
+    fhir_semantics: false,
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];

@@ -242,6 +242,28 @@ fn not_found(id: &str) -> OAuthError {
     )
 }
 
+/// The active profile's resource semantics: under `heart-fhir`, every scope is a HEART / SMART FHIR
+/// scope and a `type` is a FHIR resource type (HEART-FHIRUMA-01, -02; HEART-FHIR-01..07).
+fn profile_semantics(
+    profile: &custodia_profiles::Profile,
+    d: &Description,
+) -> Result<(), OAuthError> {
+    if !profile.fhir_semantics {
+        return Ok(());
+    }
+    for s in &d.scopes {
+        custodia_profiles::fhir::parse(s).map_err(|e| {
+            OAuthError::invalid_request(format!("{e} (the `{}` profile)", profile.name))
+        })?;
+    }
+    if let Some(t) = &d.resource_type {
+        custodia_profiles::fhir::resource_type(t).map_err(|e| {
+            OAuthError::invalid_request(format!("{e} (the `{}` profile)", profile.name))
+        })?;
+    }
+    Ok(())
+}
+
 /// §3.2.1. Returns the new id and the response body.
 pub async fn create(
     core: &Core,
@@ -250,6 +272,7 @@ pub async fn create(
     now: i64,
 ) -> Result<(String, Value), OAuthError> {
     let d = parse_description(body)?;
+    profile_semantics(core.config.profile, &d)?;
     let id = crate::secrets::new_id();
     let row = row_of(pat, id.clone(), d, now);
     let inserted = core
@@ -306,6 +329,7 @@ pub async fn update(
         return Err(not_found(id));
     }
     let d = parse_description(body)?;
+    profile_semantics(core.config.profile, &d)?;
     let row = row_of(pat, id.to_string(), d, now);
     if !core
         .store
@@ -351,6 +375,46 @@ pub async fn list(core: &Core, pat: &Pat) -> Result<Vec<String>, OAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // HEART-FHIRUMA-01, -02, HEART-FHIR-01: under `heart-fhir` resource descriptions speak FHIR;
+    // under `default` any scope token and type goes.
+    #[test]
+    fn fhir_semantics_under_heart_fhir() {
+        use custodia_profiles::{DEFAULT, HEART_FHIR};
+        let check = |profile, body: &str| {
+            parse_description(body.as_bytes())
+                .and_then(|d| profile_semantics(profile, &d))
+                .map_err(|e| e.error_description)
+        };
+        let fhir = r#"{"resource_scopes":["patient/Observation.read","patient/Observation.cud","sens/ETH"],"type":"http://hl7.org/fhir/StructureDefinition/Observation"}"#;
+        assert_eq!(check(&HEART_FHIR, fhir), Ok(()));
+        assert_eq!(
+            check(
+                &HEART_FHIR,
+                r#"{"resource_scopes":["patient/*.read"],"type":"Patient"}"#
+            ),
+            Ok(())
+        );
+        for (body, why) in [
+            (r#"{"resource_scopes":["read"]}"#, "is not a FHIR scope"),
+            (
+                r#"{"resource_scopes":["patient/Observation"]}"#,
+                "{type}.{access}",
+            ),
+            (
+                r#"{"resource_scopes":["patient/Lab.read"]}"#,
+                "resource type",
+            ),
+            (
+                r#"{"resource_scopes":["patient/*.read"],"type":"https://rs.example/t/lab"}"#,
+                "not a FHIR R4 resource type",
+            ),
+        ] {
+            let e = check(&HEART_FHIR, body).err().unwrap_or_default();
+            assert!(e.contains(why) && e.contains("heart-fhir"), "{body}: {e}");
+            assert_eq!(check(&DEFAULT, body), Ok(()), "{body} under default");
+        }
+    }
 
     // UMA-FED-11, UMA-FED-23: the description rules as a table.
     #[test]
