@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::grant::{ID_TOKEN_FORMAT, PW, UMA_GRANT, err, owner_call, owner_session, uma_token};
 
 /// A resource registered by `rs` with its PAT: returns its id.
-async fn register(srv: &TestServer, pat: &str, name: &str, scopes: &[&str]) -> String {
+pub(crate) async fn register(srv: &TestServer, pat: &str, name: &str, scopes: &[&str]) -> String {
     let (s, _, v) = bearer_json(
         Method::POST,
         &srv.url("/uma/resources"),
@@ -24,7 +24,7 @@ async fn register(srv: &TestServer, pat: &str, name: &str, scopes: &[&str]) -> S
 }
 
 /// A ticket for `permissions` (`[(resource, [scopes])]`) from the permission endpoint.
-async fn ticket(srv: &TestServer, pat: &str, permissions: &[(&str, &[&str])]) -> String {
+pub(crate) async fn ticket(srv: &TestServer, pat: &str, permissions: &[(&str, &[&str])]) -> String {
     let body: Vec<Value> = permissions
         .iter()
         .map(|(r, s)| json!({"resource_id": r, "resource_scopes": s}))
@@ -41,7 +41,7 @@ async fn ticket(srv: &TestServer, pat: &str, permissions: &[(&str, &[&str])]) ->
 }
 
 /// The owner shares `resource` with the local user `subject` for `scopes`.
-async fn share_with(
+pub(crate) async fn share_with(
     srv: &TestServer,
     owner: &custodia_tests::reqwest::Client,
     resource: &str,
@@ -106,7 +106,7 @@ async fn grant_raw(
 }
 
 /// Introspection of `token` with a resource server's PAT: what that resource server may see.
-async fn introspect_with_pat(srv: &TestServer, pat: &str, token: &str) -> Value {
+pub(crate) async fn introspect_with_pat(srv: &TestServer, pat: &str, token: &str) -> Value {
     let resp = http()
         .post(srv.url("/introspect"))
         .bearer_auth(pat)
@@ -119,7 +119,7 @@ async fn introspect_with_pat(srv: &TestServer, pat: &str, token: &str) -> Value 
 }
 
 /// `permissions` of an introspection answer as sorted `(resource, sorted scopes)`.
-fn permission_sets(v: &Value) -> Vec<(String, Vec<String>)> {
+pub(crate) fn permission_sets(v: &Value) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = v["permissions"]
         .as_array()
         .map(|a| {
@@ -144,7 +144,7 @@ fn permission_sets(v: &Value) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn set(resource: &str, scopes: &[&str]) -> (String, Vec<String>) {
+pub(crate) fn set(resource: &str, scopes: &[&str]) -> (String, Vec<String>) {
     let mut s: Vec<String> = scopes.iter().map(|x| x.to_string()).collect();
     s.sort();
     (resource.to_string(), s)
@@ -152,7 +152,7 @@ fn set(resource: &str, scopes: &[&str]) -> (String, Vec<String>) {
 
 /// The requesting party signs in at the claims interaction endpoint (agreeing, or not, that the
 /// client may remember the claims); returns the URL the browser is sent back to.
-async fn gather(
+pub(crate) async fn gather(
     srv: &TestServer,
     app: &TestClient,
     ticket: &str,

@@ -103,3 +103,90 @@ both!(igov_discovery_and_registration, [
     .await;
     assert_eq!(s, 400, "{v}");
 });
+
+// The UMA flow under `heart-fhir` with `private_key_jwt` clients (HEART-UMA-02, -03), FHIR scopes
+// and types at registration (HEART-FHIRUMA-01, -02), claims gathered at the claims interaction
+// endpoint, and a DPoP-bound RPT (HEART-UMA-04; DPOP-03, -07) that the resource server's PAT
+// introspects with its binding. (The example FHIR server joins once the SDK authenticates with
+// `private_key_jwt`.)
+both!(uma_flow_under_heart_fhir, [
+    "CUSTODIA_PROFILE" => "heart-fhir",
+], |srv| {
+    use crate::grant::{PW, UMA_GRANT, err, owner_session};
+    use crate::grant_rules::{gather, introspect_with_pat, permission_sets, register, set, share_with, ticket};
+    srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let rs = srv
+        .add_key_client(json!({
+            "client_name": "FHIR server",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid uma_protection",
+        }))
+        .await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let obs = register(
+        &srv,
+        &pat,
+        "Observations",
+        &["patient/Observation.read", "patient/Observation.write"],
+    )
+    .await;
+    let (s, _, v) = bearer_json(
+        custodia_tests::reqwest::Method::POST,
+        &srv.url("/uma/resources"),
+        Some(&pat),
+        Some(&json!({"resource_scopes": ["read"], "type": "https://rs.example/t/lab"})),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    let owner = owner_session(&srv, "alice").await;
+    share_with(&srv, &owner, &obs, &bob, &["patient/Observation.read"]).await;
+
+    let app = srv
+        .add_key_client(json!({
+            "client_name": "Clinic app",
+            "redirect_uris": ["https://client.example/cb"],
+            "claims_redirect_uris": ["https://client.example/claims"],
+            "grant_types": [UMA_GRANT],
+            "scope": "openid",
+        }))
+        .await;
+    let t = ticket(&srv, &pat, &[(obs.as_str(), &["patient/Observation.read"])]).await;
+    let (s, v) = token_request(&srv, &app, &[("grant_type", UMA_GRANT), ("ticket", &t)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let t = v["ticket"].as_str().unwrap_or_default().to_string();
+    let back = gather(&srv, &app, &t, "bob", false).await;
+    let t = query(&back).remove("ticket").unwrap_or_default();
+
+    // DPoP-bound RPT, the client authenticated by its key.
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));
+    let (private, public) = (pair.to_jwk_private_key(), pair.to_jwk_public_key());
+    let mut h = josekit::jws::JwsHeader::new();
+    h.set_token_type("dpop+jwt");
+    h.set_jwk(public);
+    let mut p = josekit::jwt::JwtPayload::new();
+    let now = srv.core.now();
+    for (k, val) in [("jti", json!("heart-1")), ("htm", json!("POST")), ("htu", json!(srv.url("/token"))), ("iat", json!(now))] {
+        let _ = p.set_claim(k, Some(val));
+    }
+    let signer = josekit::jws::ES256.signer_from_jwk(&private).unwrap_or_else(|e| panic!("{e}"));
+    let proof = josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"));
+    let mut form: Vec<(&str, String)> = vec![("grant_type", UMA_GRANT.into()), ("ticket", t.clone())];
+    form.extend(app.auth_fields(&srv.url("/token")));
+    let resp = http()
+        .post(srv.url("/token"))
+        .header("DPoP", proof)
+        .form(&form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let seen = introspect_with_pat(&srv, &pat, &rpt).await;
+    assert_eq!(permission_sets(&seen), vec![set(&obs, &["patient/Observation.read"])], "{seen}");
+    assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
+    assert_eq!(seen["token_type"], json!("DPoP"));
+});

@@ -224,6 +224,30 @@ impl TestServer {
         TestClient::from_json(&v)
     }
 
+    /// Register a `private_key_jwt` client (an ES256 key made here, its public half registered as
+    /// `jwks`) with these metadata; its token requests are signed client assertions.
+    pub async fn add_key_client(&self, mut metadata: Value) -> TestClient {
+        let pair = josekit::jws::ES256
+            .generate_key_pair()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut public = pair.to_jwk_public_key();
+        public.set_key_id("k1");
+        public.set_algorithm("ES256");
+        if let Some(o) = metadata.as_object_mut() {
+            o.insert(
+                "token_endpoint_auth_method".into(),
+                serde_json::json!("private_key_jwt"),
+            );
+            o.insert(
+                "jwks".into(),
+                serde_json::json!({"keys": [Value::Object(public.as_ref().clone())]}),
+            );
+        }
+        let mut c = TestClient::from_json(&self.add_client(metadata).await);
+        c.key = Some(pair.to_jwk_private_key());
+        c
+    }
+
     /// A PAT of `rs` for the owner `username` (code flow with PKCE, the owner consents).
     pub async fn pat(&self, rs: &TestClient, username: &str, password: &str) -> String {
         let t = code_flow_tokens(self, rs, username, password, "uma_protection").await;
@@ -341,6 +365,8 @@ pub struct TestClient {
     pub id: String,
     pub secret: Option<String>,
     pub json: Value,
+    /// The private key of a `private_key_jwt` client (ES256).
+    pub key: Option<josekit::jwk::Jwk>,
 }
 
 impl TestClient {
@@ -349,6 +375,39 @@ impl TestClient {
             id: v["client_id"].as_str().unwrap_or_default().to_string(),
             secret: v["client_secret"].as_str().map(str::to_string),
             json: v.clone(),
+            key: None,
+        }
+    }
+
+    /// A client assertion (RFC 7523) for `endpoint`, signed with the client's key.
+    pub fn assertion(&self, endpoint: &str) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let now = custodia_server::now();
+        let claims = serde_json::json!({
+            "iss": self.id, "sub": self.id, "aud": endpoint, "iat": now, "exp": now + 60,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        let payload =
+            josekit::jwt::JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default())
+                .ok()?;
+        let mut header = josekit::jws::JwsHeader::new();
+        header.set_key_id("k1");
+        let signer = josekit::jws::ES256.signer_from_jwk(key).ok()?;
+        josekit::jwt::encode_with_signer(&payload, &header, &signer).ok()
+    }
+
+    /// The form fields that authenticate this client at `endpoint` when it uses
+    /// `private_key_jwt` (none otherwise: secrets go in HTTP Basic).
+    pub fn auth_fields(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        match self.assertion(endpoint) {
+            Some(a) => vec![
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ),
+                ("client_assertion", a),
+            ],
+            None => vec![],
         }
     }
 }
@@ -607,7 +666,10 @@ pub async fn token_request(
     client: &TestClient,
     form: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut req = http().post(srv.url("/token")).form(form);
+    let extra = client.auth_fields(&srv.url("/token"));
+    let mut all: Vec<(&str, &str)> = form.to_vec();
+    all.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut req = http().post(srv.url("/token")).form(&all);
     if let Some(s) = &client.secret {
         req = req.basic_auth(&client.id, Some(s));
     }
@@ -618,10 +680,14 @@ pub async fn token_request(
 
 /// Introspect a token as `caller`; returns the JSON answer.
 pub async fn introspect(srv: &TestServer, caller: &TestClient, token: &str) -> Value {
-    let resp = http()
-        .post(srv.url("/introspect"))
-        .basic_auth(&caller.id, caller.secret.as_deref())
-        .form(&[("token", token)])
+    let extra = caller.auth_fields(&srv.url("/introspect"));
+    let mut form: Vec<(&str, &str)> = vec![("token", token)];
+    form.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut req = http().post(srv.url("/introspect")).form(&form);
+    if caller.key.is_none() {
+        req = req.basic_auth(&caller.id, caller.secret.as_deref());
+    }
+    let resp = req
         .send()
         .await
         .unwrap_or_else(|e| panic!("introspect: {e}"));
