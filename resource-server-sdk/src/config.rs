@@ -69,6 +69,23 @@ pub struct ClientConfig {
     pub(crate) extra_scopes: Vec<String>,
     pub(crate) insecure_allow_http: bool,
     pub(crate) clock: Clock,
+    /// `private_key_jwt` (RFC 7523): the private key signing client assertions, instead of the
+    /// secret in `client_secret_basic`.
+    pub(crate) assertion_key: Option<AssertionKey>,
+}
+
+/// A private key for client assertions: the JWK, its `kid` and the algorithm.
+#[derive(Clone)]
+pub(crate) struct AssertionKey {
+    pub jwk: josekit::jwk::Jwk,
+    pub kid: Option<String>,
+    pub alg: &'static str,
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted key]")
+    }
 }
 
 impl ClientConfig {
@@ -96,7 +113,39 @@ impl ClientConfig {
             extra_scopes: Vec::new(),
             insecure_allow_http: false,
             clock: Clock::system(),
+            assertion_key: None,
         }
+    }
+
+    /// Authenticate with `private_key_jwt` (RFC 7523 §2.2; required by the HEART and iGov
+    /// profiles) instead of `client_secret_basic`: `private_jwk` is the client's private key as a
+    /// JWK (JSON), whose public half is registered with the authorization server. The algorithm
+    /// is the JWK's `alg`, else ES256 for a P-256 key and PS256 for an RSA key. The secret given
+    /// to [`ClientConfig::new`] is then not sent.
+    pub fn with_private_key_jwt(mut self, private_jwk: &str) -> Result<Self, crate::Error> {
+        let jwk = josekit::jwk::Jwk::from_bytes(private_jwk.as_bytes())
+            .map_err(|_| crate::Error::Config("the client key is not a JWK".into()))?;
+        if jwk.parameter("d").is_none() {
+            return Err(crate::Error::Config(
+                "the client key must be a private JWK (with `d`)".into(),
+            ));
+        }
+        let alg = match (jwk.algorithm(), jwk.key_type(), jwk.curve()) {
+            (Some("ES256"), _, _) | (None, "EC", Some("P-256")) => "ES256",
+            (Some("PS256"), _, _) | (None, "RSA", _) => "PS256",
+            (Some("RS256"), _, _) => "RS256",
+            _ => {
+                return Err(crate::Error::Config(
+                    "the client key must be an ES256 (P-256), PS256 or RS256 key".into(),
+                ));
+            }
+        };
+        self.assertion_key = Some(AssertionKey {
+            kid: jwk.key_id().map(str::to_string),
+            jwk,
+            alg,
+        });
+        Ok(self)
     }
 
     /// Use this HTTP client instead of the default one (no redirects, 10 s timeout). It should not

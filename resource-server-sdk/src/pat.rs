@@ -412,16 +412,30 @@ impl UmaClient {
     ) -> Result<Pat, Error> {
         let d = self.discovery().await?;
         let c = self.config();
-        let request = self
+        let mut request = self
             .inner
             .http
             .post(d.token_endpoint.clone())
-            .header(
-                reqwest::header::AUTHORIZATION,
-                http::basic_auth(&c.client_id, c.client_secret.expose_secret()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(form);
+            .header(reqwest::header::ACCEPT, "application/json");
+        request = match &c.assertion_key {
+            Some(key) => {
+                let assertion =
+                    client_assertion(&c.client_id, key, d.token_endpoint.as_str(), self.now())?;
+                let mut all: Vec<(&str, &str)> = form.to_vec();
+                all.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                all.push(("client_assertion", &assertion));
+                request.form(&all)
+            }
+            None => request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    http::basic_auth(&c.client_id, c.client_secret.expose_secret()),
+                )
+                .form(form),
+        };
         let answer = http::send(request).await?;
         let body: TokenResponse = answer.json(&[200])?;
         if !body.token_type.eq_ignore_ascii_case("bearer") {
@@ -472,6 +486,47 @@ impl UmaClient {
             scope,
         })
     }
+}
+
+/// A client assertion (RFC 7523 §3): `iss` = `sub` = the client, `aud` = the token endpoint, a
+/// one-minute lifetime and a random `jti`.
+fn client_assertion(
+    client_id: &str,
+    key: &crate::config::AssertionKey,
+    audience: &str,
+    now: i64,
+) -> Result<String, Error> {
+    let mut payload = josekit::jwt::JwtPayload::new();
+    payload.set_issuer(client_id);
+    payload.set_subject(client_id);
+    payload.set_audience(vec![audience]);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64);
+    payload.set_issued_at(&at);
+    payload.set_expires_at(&(at + std::time::Duration::from_secs(60)));
+    payload.set_jwt_id(crate::pkce::random_b64(24)?);
+    let mut header = josekit::jws::JwsHeader::new();
+    if let Some(kid) = &key.kid {
+        header.set_key_id(kid);
+    }
+    let bad = |_| Error::Config("the client key cannot sign".into());
+    match key.alg {
+        "ES256" => josekit::jwt::encode_with_signer(
+            &payload,
+            &header,
+            &josekit::jws::ES256.signer_from_jwk(&key.jwk).map_err(bad)?,
+        ),
+        "RS256" => josekit::jwt::encode_with_signer(
+            &payload,
+            &header,
+            &josekit::jws::RS256.signer_from_jwk(&key.jwk).map_err(bad)?,
+        ),
+        _ => josekit::jwt::encode_with_signer(
+            &payload,
+            &header,
+            &josekit::jws::PS256.signer_from_jwk(&key.jwk).map_err(bad)?,
+        ),
+    }
+    .map_err(bad)
 }
 
 #[cfg(test)]

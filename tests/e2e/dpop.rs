@@ -16,12 +16,12 @@ use sha2::{Digest, Sha256};
 const PW: &str = "correct horse battery";
 
 /// A client's DPoP key pair.
-struct Key {
+pub(crate) struct Key {
     private: Jwk,
     public: Jwk,
 }
 
-fn key() -> Key {
+pub(crate) fn key() -> Key {
     let pair = jws::ES256
         .generate_key_pair()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -32,7 +32,7 @@ fn key() -> Key {
 }
 
 /// The RFC 7638 thumbprint of an EC key, computed here from the RFC's rules (not the server's).
-fn jkt(k: &Key) -> String {
+pub(crate) fn jkt(k: &Key) -> String {
     let p = |n: &str| {
         k.public
             .parameter(n)
@@ -50,7 +50,13 @@ fn jkt(k: &Key) -> String {
 }
 
 /// A proof for `htm` `htu` at `iat`, bound to `access_token` when given.
-fn proof_at(k: &Key, htm: &str, htu: &str, access_token: Option<&str>, iat: i64) -> String {
+pub(crate) fn proof_at(
+    k: &Key,
+    htm: &str,
+    htu: &str,
+    access_token: Option<&str>,
+    iat: i64,
+) -> String {
     let mut h = JwsHeader::new();
     h.set_token_type("dpop+jwt");
     h.set_jwk(k.public.clone());
@@ -104,7 +110,7 @@ fn claims_of(jwt: &str) -> Value {
 }
 
 /// A call to a protected endpoint with this `Authorization` and `DPoP` header.
-async fn call(
+pub(crate) async fn call(
     method: Method,
     url: &str,
     authorization: &str,

@@ -947,6 +947,11 @@ const APP_SECRET: &str = "clinic-app-at-upstream-0123456789abc";
 /// `custodia` (for sign-in at the claims interaction endpoint), and the clinic app is its client
 /// `clinic-app` (whose ID tokens may be pushed).
 async fn with_upstream(backend: Backend) -> (TestServer, Upstream) {
+    with_upstream_in(backend, &[]).await
+}
+
+/// [`with_upstream`] with more settings (a profile).
+async fn with_upstream_in(backend: Backend, more: &[(&str, &str)]) -> (TestServer, Upstream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let custodia = format!("http://127.0.0.1:{port}");
@@ -977,17 +982,14 @@ async fn with_upstream(backend: Backend) -> (TestServer, Upstream) {
         "scope": "openid clinical email",
     }])
     .to_string();
-    let srv = TestServer::start_on(
-        backend,
-        listener,
-        &[
-            ("CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS", "true"),
-            ("CUSTODIA_TRUSTED_ISSUERS", &trusted),
-            // Tickets outlive the upstream's ten-minute ID tokens (the expiry test moves the clock).
-            ("CUSTODIA_TICKET_TTL", "3600"),
-        ],
-    )
-    .await;
+    let mut settings = vec![
+        ("CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS", "true"),
+        ("CUSTODIA_TRUSTED_ISSUERS", trusted.as_str()),
+        // Tickets outlive the upstream's ten-minute ID tokens (the expiry test moves the clock).
+        ("CUSTODIA_TICKET_TTL", "3600"),
+    ];
+    settings.extend_from_slice(more);
+    let srv = TestServer::start_on(backend, listener, &settings).await;
     (srv, up)
 }
 
@@ -1303,3 +1305,132 @@ both!(expired_and_unknown_tickets, [
         assert_eq!((s, err(&v)), (400, "invalid_grant"), "{made_up}: {v}");
     }
 });
+
+/// The whole flow again under `heart-fhir` (the profiles issue's acceptance): the example FHIR
+/// server and the clinic app authenticate with `private_key_jwt` (HEART-UMA-02, -03), the
+/// resources carry FHIR scopes and types, the claim comes from the upstream provider, and the RPT
+/// is DPoP-bound (HEART-UMA-04; DPOP-03, -11): the example server takes it only with a proof.
+async fn whole_uma_flow_heart_fhir(backend: Backend) {
+    use crate::dpop::{call, jkt, key, proof_at};
+    let (srv, up) = with_upstream_in(backend, &[("CUSTODIA_PROFILE", "heart-fhir")]).await;
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (fhir, _) = fhir_example_with(
+        &srv,
+        dir.path(),
+        custodia_sdk::Verification::Introspection,
+        true,
+    )
+    .await;
+    connect_fhir(&srv, &fhir, "alice", PW).await;
+    let owner = owner_session(&srv, "alice").await;
+    let policy = share_with_clinician(&srv, &up, &owner).await;
+    let app = srv
+        .add_key_client(json!({
+            "client_name": "Clinic app",
+            "redirect_uris": ["https://client.example/cb"],
+            "claims_redirect_uris": ["https://client.example/claims"],
+            "grant_types": [UMA_GRANT],
+            "scope": "openid",
+        }))
+        .await;
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+
+    let t1 = ticket_for(&url).await;
+    let (s, v) = token_request(&srv, &app, &[("grant_type", UMA_GRANT), ("ticket", &t1)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
+    let interact = v["redirect_user"].as_str().unwrap_or_default().to_string();
+    let b = browser();
+    let q = serde_urlencoded::to_string([("client_id", app.id.as_str()), ("ticket", t2.as_str())])
+        .unwrap_or_default();
+    let start = b
+        .get(format!("{interact}&{q}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(start.status().as_u16(), 303);
+    let at_upstream = start
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let callback = upstream_sign_in(&b, &at_upstream, "dr-who").await;
+    let back = b
+        .get(&callback)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.status().as_u16(), 303);
+    let to_client = back
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let t3 = query(&to_client).remove("ticket").unwrap_or_default();
+
+    // The RPT, bound to the app's DPoP key.
+    let k = key();
+    let proof = proof_at(&k, "POST", &srv.url("/token"), None, srv.core.now());
+    let mut form: Vec<(&str, String)> = vec![("grant_type", UMA_GRANT.into()), ("ticket", t3)];
+    form.extend(app.auth_fields(&srv.url("/token")));
+    let resp = http()
+        .post(srv.url("/token"))
+        .header("DPoP", proof)
+        .form(&form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let claims: Value = rpt
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(claims["cnf"]["jkt"], json!(jkt(&k)));
+
+    // The resource server: a bearer RPT is refused; with a proof from the key, the record.
+    let (s, _, _) = call(Method::GET, &url, &format!("Bearer {rpt}"), None).await;
+    assert_eq!(s, 401);
+    let p = proof_at(&k, "GET", &url, Some(&rpt), srv.core.now());
+    let (s, _, body) = call(Method::GET, &url, &format!("DPoP {rpt}"), Some(&p)).await;
+    assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
+
+    // The owner revokes: the next call fails (the example introspects with its PAT).
+    let (s, _) = owner_call(
+        &owner,
+        Method::DELETE,
+        &srv.url(&format!("/owner/policies/{policy}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let p = proof_at(&k, "GET", &url, Some(&rpt), srv.core.now());
+    let (s, _, _) = call(Method::GET, &url, &format!("DPoP {rpt}"), Some(&p)).await;
+    assert_eq!(s, 401, "the next call fails");
+}
+
+mod whole_uma_flow_under_heart_fhir {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        whole_uma_flow_heart_fhir(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        whole_uma_flow_heart_fhir(Backend::Postgres).await;
+    }
+}

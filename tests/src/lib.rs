@@ -244,7 +244,10 @@ impl TestServer {
             );
         }
         let mut c = TestClient::from_json(&self.add_client(metadata).await);
-        c.key = Some(pair.to_jwk_private_key());
+        let mut private = pair.to_jwk_private_key();
+        private.set_key_id("k1");
+        private.set_algorithm("ES256");
+        c.key = Some(private);
         c
     }
 
@@ -728,23 +731,39 @@ pub async fn fhir_example(
     dir: &std::path::Path,
     verification: custodia_sdk::Verification,
 ) -> (String, TestClient) {
+    fhir_example_with(srv, dir, verification, false).await
+}
+
+/// [`fhir_example`], its client authenticating with `private_key_jwt` when `key_auth`.
+pub async fn fhir_example_with(
+    srv: &TestServer,
+    dir: &std::path::Path,
+    verification: custodia_sdk::Verification,
+    key_auth: bool,
+) -> (String, TestClient) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let base = format!("http://127.0.0.1:{port}");
-    let rs = TestClient::from_json(
-        &srv.add_client(serde_json::json!({
-            "client_name": "FHIR example",
-            "redirect_uris": [format!("{base}/connect/callback")],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "uma_protection",
-        }))
-        .await,
-    );
+    let metadata = serde_json::json!({
+        "client_name": "FHIR example",
+        "redirect_uris": [format!("{base}/connect/callback")],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "uma_protection",
+    });
+    let rs = if key_auth {
+        srv.add_key_client(metadata).await
+    } else {
+        TestClient::from_json(&srv.add_client(metadata).await)
+    };
     let (server, _) = custodia_fhir_example::start(
         custodia_fhir_example::Settings {
             issuer: srv.base.clone(),
             client_id: rs.id.clone(),
             client_secret: rs.secret.clone().unwrap_or_default(),
+            client_key: rs
+                .key
+                .as_ref()
+                .and_then(|k| serde_json::to_string(k.as_ref()).ok()),
             public_url: base.clone(),
             database: dir.join("fhir.db"),
             insecure_allow_http: true,

@@ -58,6 +58,9 @@ pub struct Settings {
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
+    /// A private JWK (JSON) to authenticate with `private_key_jwt` instead of the secret (the
+    /// HEART and iGov profiles require it).
+    pub client_key: Option<String>,
     /// This server's own base URL (the PAT redirect URI is `{public_url}/connect/callback`).
     pub public_url: String,
     pub database: PathBuf,
@@ -136,6 +139,10 @@ pub fn start(
         format!("{}/connect/callback", settings.public_url),
     )
     .insecure_allow_http(settings.insecure_allow_http);
+    let config = match &settings.client_key {
+        Some(key) => config.with_private_key_jwt(key)?,
+        None => config,
+    };
     let uma = UmaClient::new(config)?;
     let pats = Arc::new(MemoryPatStore::new());
     let store = Store::open(&settings.database)?;

@@ -23,9 +23,24 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let bind = env("FHIR_BIND").unwrap_or_else(|| "127.0.0.1:8090".into());
-    let (Some(client_id), Some(client_secret)) = (env("FHIR_CLIENT_ID"), env("FHIR_CLIENT_SECRET"))
+    // A private JWK file for `private_key_jwt` (HEART, iGov), or the client secret.
+    let client_key = match env("FHIR_CLIENT_KEY_FILE") {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("FHIR_CLIENT_KEY_FILE `{path}` cannot be read: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let client_secret = env("FHIR_CLIENT_SECRET").unwrap_or_default();
+    let Some(client_id) =
+        env("FHIR_CLIENT_ID").filter(|_| client_key.is_some() || !client_secret.is_empty())
     else {
-        eprintln!("FHIR_CLIENT_ID and FHIR_CLIENT_SECRET are required (see `custodia client add`)");
+        eprintln!(
+            "FHIR_CLIENT_ID and FHIR_CLIENT_SECRET (or FHIR_CLIENT_KEY_FILE, a private JWK) are required (see `custodia client add`)"
+        );
         return std::process::ExitCode::from(2);
     };
     let issuer = env("CUSTODIA_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8080".into());
@@ -36,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         issuer,
         client_id,
         client_secret,
+        client_key,
         public_url: env("FHIR_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")),
         database: env("FHIR_DATABASE")
             .unwrap_or_else(|| "fhir-example.db".into())
