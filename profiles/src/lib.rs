@@ -79,6 +79,10 @@ pub struct Profile {
     /// Resource registration speaks FHIR: scopes in the HEART / SMART grammar, FHIR resource
     /// types ([`fhir`]; HEART-FHIRUMA-01, -02).
     pub fhir_semantics: bool,
+    /// How long clients may cache discovery documents and the JWKS, seconds (`Cache-Control:
+    /// max-age`; HEART-OAUTH-30 and IGOV-OAUTH-34 recommend at least a week — a new signing key
+    /// is then found by refetching on an unknown `kid`).
+    pub metadata_max_age: u64,
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -117,7 +121,11 @@ pub const DEFAULT: Profile = Profile {
     loopback_http_redirects: true,
     one_grant_type_per_client: false,
     fhir_semantics: false,
+    metadata_max_age: 60,
 };
+
+/// A week: the metadata cache lifetime HEART and iGov recommend.
+const METADATA_MAX_AGE: u64 = 7 * 24 * 3600;
 
 /// HEART (OAuth 2.0 ID3, OpenID Connect, UMA 2.0): full and direct-access clients authenticate
 /// with `private_key_jwt` (HEART-OAUTH-12), public native clients with PKCE S256 (-07); one grant
@@ -152,6 +160,7 @@ pub const HEART: Profile = Profile {
     loopback_http_redirects: true,
     one_grant_type_per_client: true,
     fhir_semantics: false,
+    metadata_max_age: METADATA_MAX_AGE,
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -194,6 +203,7 @@ pub const IGOV: Profile = Profile {
     loopback_http_redirects: false,
     one_grant_type_per_client: false,
     fhir_semantics: false,
+    metadata_max_age: METADATA_MAX_AGE,
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];

@@ -190,3 +190,81 @@ both!(uma_flow_under_heart_fhir, [
     assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
     assert_eq!(seen["token_type"], json!("DPoP"));
 });
+
+/// The consent page the owner sees for `client` (signing in as `username`).
+async fn consent_page(srv: &TestServer, client: &TestClient, username: &str) -> String {
+    let (_, challenge) = pkce();
+    let b = browser();
+    let login = open(
+        &b,
+        &authorize_url(
+            srv,
+            client,
+            &[
+                ("scope", "openid"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+    )
+    .await;
+    let (_, page) = login.page();
+    match submit_login(&b, srv, page, username, "correct horse battery").await {
+        Landing::Page(_, consent) => consent,
+        other => panic!("no consent page: {:?}", other.redirect()),
+    }
+}
+
+// HEART-OAUTH-25, -27: the consent page tells a dynamically registered client from one an
+// administrator added. HEART-OAUTH-30, IGOV-OAUTH-34: discovery and the JWKS may be cached for a
+// week under the profiles (a minute under `default`). HEART-OAUTH-34: access tokens carry `azp`.
+both!(consent_markers_cache_headers_and_azp, [
+    "CUSTODIA_PROFILE" => "heart",
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+], |srv| {
+    srv.add_user("alice", "correct horse battery").await;
+    let (s, v) = register(&srv, json!({
+        "client_name": "Self-registered app",
+        "application_type": "native",
+        "redirect_uris": ["https://client.example/cb"],
+        "token_endpoint_auth_method": "none",
+    }))
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let dynamic = TestClient::from_json(&v);
+    let page = consent_page(&srv, &dynamic, "alice").await;
+    assert!(page.contains("registered itself"), "{page}");
+    let vetted = srv
+        .add_key_client(json!({
+            "client_name": "Vetted app",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid",
+        }))
+        .await;
+    let page = consent_page(&srv, &vetted, "alice").await;
+    assert!(!page.contains("registered itself"), "{page}");
+
+    for path in ["/.well-known/openid-configuration", "/.well-known/uma2-configuration", "/jwks"] {
+        let resp = http().get(srv.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            resp.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("public, max-age=604800"),
+            "{path}"
+        );
+    }
+
+    let t = code_flow_tokens(&srv, &vetted, "alice", "correct horse battery", "openid").await;
+    let at = t["access_token"].as_str().unwrap_or_default();
+    let claims: Value = at
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(claims["azp"], json!(vetted.id));
+    assert_eq!(claims["client_id"], json!(vetted.id));
+});

@@ -124,6 +124,7 @@ fn consent_page(
         .unwrap_or_else(|| ar.redirect_uri.clone());
     let page = ConsentPage {
         client_name: ar.client.name(),
+        dynamic: ar.client.dynamically_registered,
         username: &user.username,
         scopes: ar
             .scopes

@@ -118,13 +118,25 @@ pub(super) fn no_store_json(status: StatusCode, body: &impl serde::Serialize) ->
 
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((
+            CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                state.core.config.profile.metadata_max_age
+            ),
+        ))
         .json(discovery::metadata(&state.core))
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((
+            CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                state.core.config.profile.metadata_max_age
+            ),
+        ))
         .content_type("application/jwk-set+json")
         .body(state.core.keys.jwks().to_string())
 }

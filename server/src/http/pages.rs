@@ -39,6 +39,8 @@ pub struct ClaimsConfirmPage<'a> {
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub client_name: &'a str,
+    /// The client registered itself (dynamic registration), unvetted by an administrator.
+    pub dynamic: bool,
     pub username: &'a str,
     pub scopes: Vec<String>,
     pub redirect_host: &'a str,

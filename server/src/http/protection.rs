@@ -16,7 +16,13 @@ use crate::protocol::{discovery, permission, resources};
 /// `GET /.well-known/uma2-configuration` (UMA-GRANT-01).
 pub async fn uma_discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((
+            CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                state.core.config.profile.metadata_max_age
+            ),
+        ))
         .json(discovery::uma_metadata(&state.core))
 }
 

@@ -67,6 +67,9 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub application_type: ApplicationType,
     pub created_at: i64,
+    /// Registered through dynamic registration (RFC 7591), not by an administrator: the consent
+    /// page says so (HEART-OAUTH-25, -27).
+    pub dynamically_registered: bool,
 }
 
 impl Client {
@@ -94,6 +97,7 @@ impl Client {
             scopes,
             application_type,
             created_at: row.created_at,
+            dynamically_registered: row.registered_by == "dynamic",
         })
     }
 

@@ -130,6 +130,8 @@ impl Minter {
         // (RFC 8707) come with the UMA issues.
         claims.insert("aud".into(), json!(self.issuer));
         claims.insert("client_id".into(), json!(spec.client_id));
+        // HEART-OAUTH-34 (CONF-10): `azp` beside RFC 9068's `client_id`.
+        claims.insert("azp".into(), json!(spec.client_id));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(exp));
         claims.insert("jti".into(), json!(jti));
