@@ -398,7 +398,8 @@ async fn fetch_jwks(core: &Core, uri: &str) -> Result<Value, String> {
         }
     }
     let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    super::clients::validate_jwks(&v).map_err(|e| e.error_description)?;
+    super::clients::validate_jwks(&v, core.config.profile.min_rsa_bits)
+        .map_err(|e| e.error_description)?;
     Ok(v)
 }
 

@@ -331,7 +331,7 @@ pub fn validate_metadata(
         ));
     }
     if let Some(j) = &m.jwks {
-        validate_jwks(j)?;
+        validate_jwks(j, profile.min_rsa_bits)?;
     }
     if let Some(u) = &m.jwks_uri {
         check_https_uri("jwks_uri", u)?;
@@ -415,8 +415,10 @@ fn check_https_uri(name: &str, u: &str) -> Result<(), OAuthError> {
     }
 }
 
-/// A JWK set of public keys only, at most 10 keys, each usable by `josekit`.
-pub fn validate_jwks(j: &Value) -> Result<(), OAuthError> {
+/// A JWK set of public keys only, at most 10 keys, each usable by `josekit`, of a size the
+/// profile accepts: RSA moduli of at least `min_rsa_bits`, EC keys on P-256, P-384 or P-521
+/// (IGOV-OAUTH-05: RSA ≥ 2048 bits, EC ≥ 224 bits).
+pub fn validate_jwks(j: &Value, min_rsa_bits: u32) -> Result<(), OAuthError> {
     let keys = j.get("keys").and_then(Value::as_array).ok_or_else(|| {
         OAuthError::metadata("`jwks` must be a JWK set: an object with a `keys` array")
     })?;
@@ -435,7 +437,35 @@ pub fn validate_jwks(j: &Value) -> Result<(), OAuthError> {
         josekit::jwk::Jwk::from_map(map.clone())
             .map_err(|_| OAuthError::metadata("`jwks` holds a key that is not a valid JWK"))?;
         match map.get("kty").and_then(Value::as_str) {
-            Some("RSA") | Some("EC") => {}
+            Some("RSA") => {
+                use base64::Engine as _;
+                let n = map
+                    .get("n")
+                    .and_then(Value::as_str)
+                    .and_then(|n| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(n.trim_end_matches('='))
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
+                let bits = n.get(first).map_or(0, |b| {
+                    (n.len() - first - 1) * 8 + (8 - b.leading_zeros() as usize)
+                });
+                if bits < min_rsa_bits as usize {
+                    return Err(OAuthError::metadata(format!(
+                        "`jwks` holds an RSA key of {bits} bits: at least {min_rsa_bits} are required"
+                    )));
+                }
+            }
+            Some("EC") => {
+                let crv = map.get("crv").and_then(Value::as_str).unwrap_or_default();
+                if !["P-256", "P-384", "P-521"].contains(&crv) {
+                    return Err(OAuthError::metadata(
+                        "`jwks` EC keys must be on P-256, P-384 or P-521",
+                    ));
+                }
+            }
             _ => {
                 return Err(OAuthError::metadata(
                     "`jwks` keys must be of type `RSA` or `EC`",
@@ -450,6 +480,35 @@ pub fn validate_jwks(j: &Value) -> Result<(), OAuthError> {
 mod tests {
     use super::*;
     use custodia_profiles::DEFAULT;
+
+    // IGOV-OAUTH-05 (and every profile): client RSA keys of at least 2048 bits, EC keys on the
+    // NIST curves of at least 256 bits.
+    #[test]
+    fn client_key_sizes() -> Result<(), Box<dyn std::error::Error>> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let rsa = |bits: u32| -> Result<Value, Box<dyn std::error::Error>> {
+            let k = openssl::rsa::Rsa::generate(bits)?;
+            Ok(
+                serde_json::json!({"keys": [{"kty": "RSA", "n": b64(&k.n().to_vec()), "e": b64(&k.e().to_vec())}]}),
+            )
+        };
+        assert!(validate_jwks(&rsa(2048)?, 2048).is_ok());
+        let small = validate_jwks(&rsa(1024)?, 2048)
+            .err()
+            .map(|e| e.error_description);
+        assert!(
+            small.as_deref().is_some_and(|d| d.contains("1024 bits")),
+            "{small:?}"
+        );
+        let ec = |crv: &str| {
+            serde_json::json!({"keys": [{"kty": "EC", "crv": crv,
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})
+        };
+        assert!(validate_jwks(&ec("P-256"), 2048).is_ok());
+        assert!(validate_jwks(&ec("secp256k1"), 2048).is_err());
+        Ok(())
+    }
 
     fn meta(v: Value) -> ClientMetadata {
         serde_json::from_value(v).unwrap_or_default()
