@@ -83,6 +83,10 @@ pub struct Profile {
     /// max-age`; HEART-OAUTH-30 and IGOV-OAUTH-34 recommend at least a week — a new signing key
     /// is then found by refetching on an unknown `kid`).
     pub metadata_max_age: u64,
+    /// Every authorization request names its `redirect_uri` (HEART-OAUTH-11, IGOV-OAUTH-17).
+    pub redirect_uri_required: bool,
+    /// Algorithms accepted on DPoP proofs (`dpop_signing_alg_values_supported`).
+    pub dpop_algs: &'static [&'static str],
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -122,6 +126,8 @@ pub const DEFAULT: Profile = Profile {
     one_grant_type_per_client: false,
     fhir_semantics: false,
     metadata_max_age: 60,
+    redirect_uri_required: false,
+    dpop_algs: &["ES256", "RS256", "PS256"],
 };
 
 /// A week: the metadata cache lifetime HEART and iGov recommend.
@@ -161,6 +167,8 @@ pub const HEART: Profile = Profile {
     one_grant_type_per_client: true,
     fhir_semantics: false,
     metadata_max_age: METADATA_MAX_AGE,
+    redirect_uri_required: true,
+    dpop_algs: &["ES256", "RS256", "PS256"],
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -201,9 +209,13 @@ pub const IGOV: Profile = Profile {
     uma_profiles: &[],
     pkce_required_for_all_clients: true,
     loopback_http_redirects: false,
-    one_grant_type_per_client: false,
+    // IGOV-OAUTH-16.
+    one_grant_type_per_client: true,
     fhir_semantics: false,
     metadata_max_age: METADATA_MAX_AGE,
+    redirect_uri_required: true,
+    // IGOV-OAUTH-04: PS256 or ES256 for every JWT, DPoP proofs included.
+    dpop_algs: &["ES256", "PS256"],
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];
@@ -617,7 +629,18 @@ mod tests {
         for m in ["none", "client_secret_basic", "client_secret_post"] {
             assert!(IGOV.check_client(&ac, &code, m).is_err(), "{m}");
         }
+        // IGOV-OAUTH-16: one grant type per client.
+        assert_eq!(
+            IGOV.check_client(
+                &s(&["authorization_code", "client_credentials"]),
+                &code,
+                "private_key_jwt"
+            )
+            .map_err(|v| v.rule),
+            Err("HEART-OAUTH-22")
+        );
         // IGOV-OAUTH-04: PS256 or ES256, never RS256.
+        assert!(!IGOV.dpop_algs.contains(&"RS256"));
         assert!(IGOV.check_signing_alg("RS256").is_err());
         assert!(IGOV.check_signing_alg("PS256").is_ok());
         assert!(IGOV.check_signing_alg("ES256").is_ok());

@@ -94,6 +94,43 @@ both!(igov_discovery_and_registration, [
             .is_some_and(|a| !a.contains(&json!("RS256"))),
         "{d}"
     );
+    assert_eq!(d["dpop_signing_alg_values_supported"], json!(["ES256", "PS256"]));
+    assert_eq!(d["tls_client_certificate_bound_access_tokens"], json!(false));
+    // IGOV-OAUTH-17: an authorization request must name its redirect URI.
+    let client = srv
+        .add_key_client(json!({
+            "client_name": "Gov app",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid",
+        }))
+        .await;
+    let (_, challenge) = pkce();
+    let pkce_q = [
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let mut without = pkce_q.to_vec();
+    without.push(("redirect_uri", ""));
+    let resp = browser()
+        .get(authorize_url(&srv, &client, &without))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.headers().get("location").is_none());
+    let body = resp.text().await.unwrap_or_default();
+    assert!(
+        body.contains("requires") && body.contains("redirect_uri"),
+        "{body}"
+    );
+    let resp = browser()
+        .get(authorize_url(&srv, &client, &pkce_q))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200, "with it, the sign-in page");
     let (s, v) = register(&srv, json!({
         "client_name": "Loopback app",
         "application_type": "native",

@@ -265,7 +265,7 @@ pub(super) async fn access_token(
                 "{} error=\"{}\", algs=\"{}\"",
                 if dpop_scheme { "DPoP" } else { "Bearer" },
                 e.error.as_str(),
-                dpop::ALGS.join(" ")
+                state.core.config.profile.dpop_algs.join(" ")
             );
             let mut resp = error::with_status(&e, StatusCode::UNAUTHORIZED);
             resp.headers_mut().insert(

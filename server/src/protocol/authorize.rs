@@ -141,6 +141,15 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
             format!("scope `{s}` is not registered for this client"),
         ));
     }
+    if config_requires_redirect(core) && !given {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the `{}` profile requires `redirect_uri` in every authorization request",
+                core.config.profile.name
+            ),
+        ));
+    }
     if scopes.iter().any(|s| s == "openid") && !given {
         return Err(page_err(
             ErrorCode::InvalidRequest,
@@ -233,6 +242,11 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
         max_age,
         raw,
     })
+}
+
+/// HEART-OAUTH-11, IGOV-OAUTH-17: the profile wants the redirect URI named in every request.
+fn config_requires_redirect(core: &Core) -> bool {
+    core.config.profile.redirect_uri_required
 }
 
 /// Build an authorization response URL: the redirect URI with our parameters plus `state` and

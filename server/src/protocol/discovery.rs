@@ -64,7 +64,9 @@ pub fn metadata(core: &Core) -> Value {
         "response_types_supported": p.response_types,
         "response_modes_supported": ["query"],
         "grant_types_supported": p.grant_types,
-        "dpop_signing_alg_values_supported": super::dpop::ALGS,
+        "dpop_signing_alg_values_supported": p.dpop_algs,
+        // mTLS (RFC 8705) is not offered: DPoP is the sender constraint (IGOV-OAUTH-32, -33).
+        "tls_client_certificate_bound_access_tokens": false,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [signing],
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -86,6 +86,18 @@ pub fn check(
     access_token: Option<&str>,
     now: i64,
 ) -> Result<(Proof, i64), OAuthError> {
+    check_with(headers, method, url, access_token, now, ALGS)
+}
+
+/// [`check`] with the algorithms the active profile accepts.
+pub fn check_with(
+    headers: &[&str],
+    method: &str,
+    url: &str,
+    access_token: Option<&str>,
+    now: i64,
+    algs: &[&str],
+) -> Result<(Proof, i64), OAuthError> {
     let proof = match headers {
         [one] => one.trim(),
         [] => return Err(bad("a DPoP proof is required")),
@@ -100,11 +112,11 @@ pub fn check(
         return Err(bad("the DPoP proof's `typ` must be `dpop+jwt`"));
     }
     let alg = header.claim("alg").and_then(Value::as_str).unwrap_or("");
-    if !ALGS.contains(&alg) {
+    if !algs.contains(&alg) || !ALGS.contains(&alg) {
         return Err(bad(format!(
             "the DPoP proof's algorithm `{}` is not accepted (accepted: {})",
             super::scope::sanitize(alg),
-            ALGS.join(", ")
+            algs.join(", ")
         )));
     }
     let Some(Value::Object(jwk_map)) = header.claim("jwk").cloned() else {
@@ -173,7 +185,8 @@ pub async fn verify(
     access_token: Option<&str>,
     now: i64,
 ) -> Result<Proof, OAuthError> {
-    let (proof, iat) = check(headers, method, url, access_token, now)?;
+    let algs = core.config.profile.dpop_algs;
+    let (proof, iat) = check_with(headers, method, url, access_token, now, algs)?;
     let scope = format!("dpop:{}", target(url).unwrap_or_default());
     let (jti, until) = (format!("{}:{}", proof.jkt, proof.jti), iat + MAX_AGE + SKEW);
     let fresh = core
@@ -376,6 +389,43 @@ mod tests {
                 e.error_description
             );
         }
+        Ok(())
+    }
+
+    // IGOV-OAUTH-04: the profile's algorithms bound the proofs' (no RS256 under igov).
+    #[test]
+    fn profile_algorithms() -> R<()> {
+        let pair = jws::RS256.generate_key_pair(2048)?;
+        let mut h = JwsHeader::new();
+        h.set_token_type("dpop+jwt");
+        h.set_jwk(pair.to_jwk_public_key());
+        let mut p = JwtPayload::new();
+        for (k, v) in [
+            ("jti", json!("j")),
+            ("htm", json!("POST")),
+            ("htu", json!(URL)),
+            ("iat", json!(1_800_000_000)),
+        ] {
+            p.set_claim(k, Some(v))?;
+        }
+        let signer = jws::RS256.signer_from_jwk(&pair.to_jwk_private_key())?;
+        let proof = josekit::jwt::encode_with_signer(&p, &h, &signer)?;
+        assert!(check_with(&[&proof], "POST", URL, None, 1_800_000_000, ALGS).is_ok());
+        let Err(e) = check_with(
+            &[&proof],
+            "POST",
+            URL,
+            None,
+            1_800_000_000,
+            &["ES256", "PS256"],
+        ) else {
+            return Err("RS256 accepted".into());
+        };
+        assert!(
+            e.error_description.contains("RS256"),
+            "{}",
+            e.error_description
+        );
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::Core;
 use super::error::OAuthError;
 use crate::keys::KeyRing;
-use crate::secrets::{Secret, SecretKind, new_id};
+use crate::secrets::{Secret, SecretKind, new_jti};
 use crate::store::grants::{AccessTokenRow, RefreshTokenRow};
 
 /// The token response body. Holds tokens: no `Debug`.
@@ -121,7 +121,7 @@ impl Minter {
         spec: &AccessSpec<'_>,
         now: i64,
     ) -> Result<(String, AccessTokenRow), OAuthError> {
-        let jti = new_id();
+        let jti = new_jti();
         let exp = now + self.access_ttl as i64;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
@@ -162,7 +162,7 @@ impl Minter {
         spec: &RptSpec<'_>,
         now: i64,
     ) -> Result<(String, AccessTokenRow), OAuthError> {
-        let jti = new_id();
+        let jti = new_jti();
         let exp = now + self.access_ttl as i64;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
