@@ -304,4 +304,10 @@ both!(consent_markers_cache_headers_and_azp, [
         .unwrap_or(Value::Null);
     assert_eq!(claims["azp"], json!(vetted.id));
     assert_eq!(claims["client_id"], json!(vetted.id));
+    // HEART-OAUTH-34, IGOV-OAUTH-40: a `jti` of 256 random bits (43 base64url characters).
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    assert!(
+        jti.len() >= 43 && jti.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{jti}"
+    );
 });
