@@ -117,22 +117,20 @@ impl UmaGuard {
     }
 
     /// The resource server's public base URL (`https://fhir.example`), against which DPoP
-    /// proofs' `htu` is checked; without it, the URL the request arrived on (scheme and host as
-    /// actix sees them — set this behind a proxy).
+    /// proofs' `htu` is checked. Without it, DPoP-bound RPTs are refused (the request's own
+    /// `Host` header cannot be trusted for this).
     pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
         self.public_url = Some(url.into().trim_end_matches('/').to_string());
         self
     }
 
-    /// The URL of `req` as the client addressed it (for DPoP's `htu`).
-    fn request_url(&self, req: &HttpRequest) -> String {
-        match &self.public_url {
-            Some(base) => format!("{base}{}", req.path()),
-            None => {
-                let info = req.connection_info();
-                format!("{}://{}{}", info.scheme(), info.host(), req.path())
-            }
-        }
+    /// The URL of `req` as the client addressed it (for DPoP's `htu`): the configured public
+    /// URL and the path. Never from request headers (`Host`, `X-Forwarded-*`), which the client
+    /// sets: a proof made for another resource server must not pass here.
+    fn request_url(&self, req: &HttpRequest) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|base| format!("{base}{}", req.path()))
     }
 
     /// RFC 9449 §7: a bound RPT only with the `DPoP` scheme and a proof from its key; an unbound
@@ -164,7 +162,15 @@ impl UmaGuard {
                     .get_all("dpop")
                     .filter_map(|v| v.to_str().ok())
                     .collect();
-                let url = self.request_url(req);
+                let Some(url) = self.request_url(req) else {
+                    tracing::error!(
+                        "a DPoP-bound RPT arrived, but this guard has no public URL (`with_public_url`) to check proofs against"
+                    );
+                    return refuse(
+                        "invalid_token",
+                        "this resource server does not accept DPoP-bound RPTs".into(),
+                    );
+                };
                 match self.dpop.verify(
                     &proofs,
                     req.method().as_str(),

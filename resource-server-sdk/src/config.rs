@@ -140,6 +140,16 @@ impl ClientConfig {
                 ));
             }
         };
+        let usable = match alg {
+            "ES256" => josekit::jws::ES256.signer_from_jwk(&jwk).is_ok(),
+            "RS256" => josekit::jws::RS256.signer_from_jwk(&jwk).is_ok(),
+            _ => josekit::jws::PS256.signer_from_jwk(&jwk).is_ok(),
+        };
+        if !usable {
+            return Err(crate::Error::Config(format!(
+                "the client key cannot sign with {alg} (its type and `alg` disagree)"
+            )));
+        }
         self.assertion_key = Some(AssertionKey {
             kid: jwk.key_id().map(str::to_string),
             jwk,

@@ -359,7 +359,8 @@ both!(public_client_refresh_and_protected_endpoints, |srv| {
     let dpop_auth = format!("DPoP {at}");
     let (s, ch, v) = call(Method::GET, &url, &format!("Bearer {at}"), None).await;
     assert_eq!((s, err(&v)), (401, "invalid_token"), "as Bearer: {v}");
-    assert!(ch.starts_with("Bearer"), "{ch}");
+    // RFC 9449 §7.1: the challenge for a bound token is DPoP's.
+    assert!(ch.starts_with("DPoP") && ch.contains("invalid_token"), "{ch}");
     for (label, p, code) in [
         ("no proof", None, "invalid_dpop_proof"),
         (
@@ -477,6 +478,80 @@ both!(bound_rpts_at_the_resource_server, [
     assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
     let (s, _, v) = call(Method::GET, &url, &dpop_auth, Some(&good)).await;
     assert_eq!((s, err(&v)), (401, "invalid_dpop_proof"), "a replay: {v}");
+
+    // A bound RPT is upgraded only with a proof from its key (no proof, another key → refused,
+    // the ticket unspent); with it, the upgrade.
+    let t = ticket_for(&url).await;
+    let form = [
+        ("grant_type", UMA_GRANT),
+        ("ticket", t.as_str()),
+        ("claim_token", id_token.as_str()),
+        ("claim_token_format", ID_TOKEN_FORMAT),
+        ("rpt", rpt.as_str()),
+    ];
+    let (s, v) = token_with(&srv, &app, &form, &[]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "no proof: {v}");
+    let (s, v) = token_with(&srv, &app, &form, &[&proof(&srv, &other, "POST", "/token", None)]).await;
+    assert_eq!((s, err(&v)), (400, "invalid_grant"), "another key: {v}");
+    let (s, v) = token_with(&srv, &app, &form, &[&proof(&srv, &k, "POST", "/token", None)]).await;
+    assert_eq!((s, &v["upgraded"]), (200, &json!(true)), "{v}");
+});
+
+// DPOP-13 at introspection: a resource server's DPoP-bound PAT authenticates only as
+// `Authorization: DPoP` with a proof for `/introspect`.
+both!(bound_pat_at_introspection, |srv| {
+    srv.add_user("alice", PW).await;
+    let rs = srv.rs_client("Photos").await;
+    let k = key();
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(
+        &srv,
+        &rs,
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "uma_protection"),
+        ],
+        "alice",
+        PW,
+    )
+    .await;
+    let code = query(&loc).remove("code").unwrap_or_default();
+    let (s, t) = token_with(
+        &srv,
+        &rs,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+        &[&proof(&srv, &k, "POST", "/token", None)],
+    )
+    .await;
+    assert_eq!((s, &t["token_type"]), (200, &json!("DPoP")), "{t}");
+    let pat = t["access_token"].as_str().unwrap_or_default().to_string();
+    let introspect_with = |auth: String, p: Option<String>| {
+        let url = srv.url("/introspect");
+        let pat = pat.clone();
+        async move {
+            let mut req = http()
+                .post(url)
+                .header("Authorization", auth)
+                .form(&[("token", pat.as_str())]);
+            if let Some(p) = p {
+                req = req.header("DPoP", p);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let s = resp.status().as_u16();
+            (s, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = introspect_with(format!("Bearer {pat}"), None).await;
+    assert_eq!((s, err(&v)), (401, "invalid_token"), "as Bearer: {v}");
+    let p = proof(&srv, &k, "POST", "/introspect", Some(&pat));
+    let (s, v) = introspect_with(format!("DPoP {pat}"), Some(p)).await;
+    assert_eq!((s, &v["active"]), (200, &json!(true)), "{v}");
 });
 
 // DPOP-09: an authorization request with `dpop_jkt` binds its code to that key: redeemed with a

@@ -154,7 +154,8 @@ pub async fn token(
     let dpop: Vec<&str> = req
         .headers()
         .get_all("dpop")
-        .filter_map(|v| v.to_str().ok())
+        // a header that is not visible ASCII still counts: it fails as a malformed proof
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .collect();
     match grant::token(
         &state.core,
@@ -180,16 +181,13 @@ pub async fn introspect(
         Ok(p) => p,
         Err(r) => return r,
     };
-    // A PAT as bearer may be DPoP-bound: checked here, then handed on as a bearer credential.
-    let pat = match authorization(&req).and_then(|h| h.split_once(' ')) {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("dpop") => {
-            match access_token(&req, &state).await {
-                Ok(Some(t)) => Some(format!("Bearer {t}")),
-                Ok(None) => None,
-                Err(r) => return r,
-            }
-        }
-        _ => None,
+    // A PAT (`Bearer` or `DPoP`) passes the binding checks of `access_token` first: a bound PAT
+    // only with its proof; then it is handed on as a bearer credential. Client authentication
+    // (`Basic`) goes through as it came.
+    let pat = match access_token(&req, &state).await {
+        Ok(Some(t)) => Some(format!("Bearer {t}")),
+        Ok(None) => None,
+        Err(r) => return r,
     };
     let presented = pat.as_deref().or(authorization(&req));
     match introspect::introspect(&state.core, &params, presented, state.core.now()).await {
@@ -244,7 +242,8 @@ pub(super) async fn access_token(
     let proofs: Vec<&str> = req
         .headers()
         .get_all("dpop")
-        .filter_map(|v| v.to_str().ok())
+        // a header that is not visible ASCII still counts: it fails as a malformed proof
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .collect();
     let url = state.core.config.url(req.path());
     let now = state.core.now();
@@ -260,10 +259,12 @@ pub(super) async fn access_token(
     .await
     {
         Ok(()) => Ok(Some(token.to_string())),
+        Err(e) if e.error == ErrorCode::ServerError => Err(error::oauth(&e)),
         Err(e) => {
+            // Every refusal here concerns DPoP (a bound token without its proof, or a bad proof):
+            // the challenge is DPoP's (RFC 9449 §7.1).
             let challenge = format!(
-                "{} error=\"{}\", algs=\"{}\"",
-                if dpop_scheme { "DPoP" } else { "Bearer" },
+                "DPoP error=\"{}\", algs=\"{}\"",
                 e.error.as_str(),
                 state.core.config.profile.dpop_algs.join(" ")
             );

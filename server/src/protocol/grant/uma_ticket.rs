@@ -203,7 +203,7 @@ pub async fn issue(
         None => (None, None),
     };
     let previous = match params.get("rpt") {
-        Some(r) => Some(previous_rpt(core, r, &client.id, now).await?),
+        Some(r) => Some(previous_rpt(core, r, &client.id, dpop, now).await?),
         None => None,
     };
 
@@ -614,6 +614,7 @@ async fn previous_rpt(
     core: &Core,
     rpt: &str,
     client_id: &str,
+    dpop: Option<&str>,
     now: i64,
 ) -> Result<PreviousRpt, OAuthError> {
     let bad =
@@ -646,6 +647,17 @@ async fn previous_rpt(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // A DPoP-bound RPT is upgraded only with a proof from its key: otherwise a thief holding it
+    // could trade it for an RPT bound to nothing, or to their own key.
+    let bound = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    if bound.is_some_and(|j| dpop != Some(j)) {
+        return Err(OAuthError::invalid_grant(
+            "the RPT to upgrade is bound to a DPoP key: send a proof from that key",
+        ));
+    }
     let j = jti.clone();
     match core
         .store
