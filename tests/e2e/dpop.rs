@@ -360,7 +360,10 @@ both!(public_client_refresh_and_protected_endpoints, |srv| {
     let (s, ch, v) = call(Method::GET, &url, &format!("Bearer {at}"), None).await;
     assert_eq!((s, err(&v)), (401, "invalid_token"), "as Bearer: {v}");
     // RFC 9449 §7.1: the challenge for a bound token is DPoP's.
-    assert!(ch.starts_with("DPoP") && ch.contains("invalid_token"), "{ch}");
+    assert!(
+        ch.starts_with("DPoP") && ch.contains("invalid_token"),
+        "{ch}"
+    );
     for (label, p, code) in [
         ("no proof", None, "invalid_dpop_proof"),
         (
