@@ -87,6 +87,9 @@ pub struct Profile {
     pub redirect_uri_required: bool,
     /// Algorithms accepted on DPoP proofs (`dpop_signing_alg_values_supported`).
     pub dpop_algs: &'static [&'static str],
+    /// `client_credentials` clients may register themselves (HEART-OAUTH-24 forbids it: an
+    /// administrator adds them).
+    pub dynamic_client_credentials: bool,
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -128,6 +131,7 @@ pub const DEFAULT: Profile = Profile {
     metadata_max_age: 60,
     redirect_uri_required: false,
     dpop_algs: &["ES256", "RS256", "PS256"],
+    dynamic_client_credentials: true,
 };
 
 /// A week: the metadata cache lifetime HEART and iGov recommend.
@@ -169,6 +173,7 @@ pub const HEART: Profile = Profile {
     metadata_max_age: METADATA_MAX_AGE,
     redirect_uri_required: true,
     dpop_algs: &["ES256", "RS256", "PS256"],
+    dynamic_client_credentials: false,
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -216,6 +221,7 @@ pub const IGOV: Profile = Profile {
     redirect_uri_required: true,
     // IGOV-OAUTH-04: PS256 or ES256 for every JWT, DPoP proofs included.
     dpop_algs: &["ES256", "PS256"],
+    dynamic_client_credentials: true,
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];

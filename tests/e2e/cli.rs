@@ -745,6 +745,8 @@ fn profiles_refuse_contradicting_settings() {
         ("heart-fhir", "CUSTODIA_ACCESS_TOKEN_TTL", "7200"),
         ("igov", "CUSTODIA_SIGNING_ALG", "RS256"),
         ("igov", "CUSTODIA_REFRESH_TOKEN_TTL", "172800"),
+        // IGOV-OIDC-07: ID tokens live at most five minutes.
+        ("igov", "CUSTODIA_ID_TOKEN_TTL", "301"),
     ] {
         for cmd in [&["check-config"][..], &["serve"][..]] {
             let out = custodia(

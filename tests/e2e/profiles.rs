@@ -69,6 +69,16 @@ both!(heart_discovery_and_registration, [
     .await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")), "{v}");
     assert!(v["error_description"].as_str().is_some_and(|d| d.contains("one grant type")), "{v}");
+    // HEART-OAUTH-24: no dynamic registration of client_credentials clients.
+    let (s, v) = register(&srv, json!({
+        "client_name": "Service",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": jwks,
+        "grant_types": ["client_credentials"],
+    }))
+    .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")), "{v}");
+    assert!(v["error_description"].as_str().is_some_and(|d| d.contains("register themselves")), "{v}");
     let (s, v) = register(&srv, json!({
         "client_name": "Full client",
         "redirect_uris": ["https://client.example/cb"],

@@ -128,6 +128,16 @@ pub fn register_on(
     let metadata = validate_metadata(metadata, profile, insecure_loopback_http)?;
     if by == RegisteredBy::Dynamic {
         check_dynamic(&metadata)?;
+        let cc = metadata
+            .grant_types
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == "client_credentials"));
+        if cc && !profile.dynamic_client_credentials {
+            return Err(OAuthError::metadata(format!(
+                "the `{}` profile does not let `client_credentials` clients register themselves; an administrator adds them",
+                profile.name
+            )));
+        }
     }
     let method = metadata
         .token_endpoint_auth_method
