@@ -702,10 +702,14 @@ mod serve_on_postgres {
             ],
             None,
         );
+        // The status (exit code or signal) and both streams, should it ever fail: once in CI it
+        // failed with an empty stderr.
         assert!(
             out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            "{:?}: stderr {} stdout {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
         let client: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let (id, secret) = (
