@@ -90,6 +90,22 @@ pub struct Profile {
     /// `client_credentials` clients may register themselves (HEART-OAUTH-24 forbids it: an
     /// administrator adds them).
     pub dynamic_client_credentials: bool,
+    /// Every access token is sender-constrained: clients register `dpop_bound_access_tokens` and
+    /// a token request without a DPoP proof is refused (IGOV-OAUTH-10, -12; CONF-06 — mTLS is not
+    /// offered, so DPoP is the constraint).
+    pub sender_constrained_tokens: bool,
+    /// Resource servers (clients registered for `uma_protection`) are kept apart from other
+    /// clients: besides `uma_protection` they register only `openid` and only the
+    /// authorization-code grant, and only they may introspect (HEART-OAUTH-41, IGOV-OAUTH-44).
+    pub resource_servers_apart: bool,
+    /// Introspection and revocation need client authentication (HEART-OAUTH-40; under `heart`
+    /// and `igov` that is `private_key_jwt`): a PAT alone does not introspect (it may come with
+    /// its resource server's assertion, CONF-11) and a public client cannot revoke.
+    pub endpoints_require_client_auth: bool,
+    /// OpenID Connect authentication requests follow iGov §2.1: `state` and `nonce` are required
+    /// (IGOV-OIDC-02), `vtr` and `acr_values` do not come together (-03), and requested
+    /// `acr_values` must be met, since the ID token's `acr` must be one of them (-09).
+    pub strict_oidc_requests: bool,
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -132,6 +148,10 @@ pub const DEFAULT: Profile = Profile {
     redirect_uri_required: false,
     dpop_algs: &["ES256", "RS256", "PS256"],
     dynamic_client_credentials: true,
+    sender_constrained_tokens: false,
+    resource_servers_apart: false,
+    endpoints_require_client_auth: false,
+    strict_oidc_requests: false,
 };
 
 /// A week: the metadata cache lifetime HEART and iGov recommend.
@@ -174,6 +194,10 @@ pub const HEART: Profile = Profile {
     redirect_uri_required: true,
     dpop_algs: &["ES256", "RS256", "PS256"],
     dynamic_client_credentials: false,
+    sender_constrained_tokens: false,
+    resource_servers_apart: true,
+    endpoints_require_client_auth: true,
+    strict_oidc_requests: false,
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -222,6 +246,12 @@ pub const IGOV: Profile = Profile {
     // IGOV-OAUTH-04: PS256 or ES256 for every JWT, DPoP proofs included.
     dpop_algs: &["ES256", "PS256"],
     dynamic_client_credentials: true,
+    // IGOV-OAUTH-12.
+    sender_constrained_tokens: true,
+    // IGOV-OAUTH-44: introspection only for protected resources.
+    resource_servers_apart: true,
+    endpoints_require_client_auth: true,
+    strict_oidc_requests: true,
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];
@@ -289,6 +319,57 @@ impl Profile {
                 "HEART-OAUTH-22",
                 format!(
                     "the `{}` profile allows one grant type per client (besides `refresh_token`): register one client per mode",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enforcement point: client registration. Under a profile that keeps resource servers apart
+    /// (HEART-OAUTH-41, IGOV-OAUTH-44), a client registered for `uma_protection` registers only
+    /// `openid` besides it (the resource server learns who connected it) and only the
+    /// authorization-code grant (PATs), so its credentials serve nothing but the protection API
+    /// and introspection. Under a profile that requires sender-constrained tokens, every client
+    /// registers `dpop_bound_access_tokens: true` (IGOV-OAUTH-10, -12).
+    pub fn check_client_role(
+        &self,
+        scopes: &[String],
+        grant_types: &[String],
+        dpop_bound_access_tokens: bool,
+    ) -> Result<(), Violation> {
+        if self.sender_constrained_tokens && !dpop_bound_access_tokens {
+            return Err(violation(
+                "IGOV-OAUTH-10",
+                format!(
+                    "the `{}` profile requires sender-constrained tokens: register `dpop_bound_access_tokens: true` and send DPoP proofs",
+                    self.name
+                ),
+            ));
+        }
+        if !self.resource_servers_apart || !scopes.iter().any(|s| s == "uma_protection") {
+            return Ok(());
+        }
+        if let Some(s) = scopes
+            .iter()
+            .find(|s| *s != "uma_protection" && *s != "openid")
+        {
+            return Err(violation(
+                "HEART-OAUTH-41",
+                format!(
+                    "under the `{}` profile a resource server (`uma_protection`) is a client of its own: it cannot also register scope `{s}`",
+                    self.name
+                ),
+            ));
+        }
+        if let Some(g) = grant_types
+            .iter()
+            .find(|g| *g != "authorization_code" && *g != "refresh_token")
+        {
+            return Err(violation(
+                "HEART-OAUTH-41",
+                format!(
+                    "under the `{}` profile a resource server (`uma_protection`) is a client of its own: it cannot also register the `{g}` grant",
                     self.name
                 ),
             ));
@@ -577,6 +658,51 @@ mod tests {
 
     // The HEART and iGov profiles as data: each rule refused and accepted at its enforcement
     // point (rule ids of `../shared/specs/heart-igov.md`).
+    #[test]
+    fn client_roles() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let code = s(&["authorization_code", "refresh_token"]);
+        let rs = s(&["openid", "uma_protection"]);
+        // HEART-OAUTH-41, IGOV-OAUTH-44: a resource server is a client of its own.
+        for p in [&HEART, &HEART_FHIR, &IGOV] {
+            let bound = p.sender_constrained_tokens;
+            assert!(p.check_client_role(&rs, &code, bound).is_ok(), "{}", p.name);
+            for (scopes, grants) in [
+                (s(&["uma_protection", "patient/*.read"]), code.clone()),
+                (rs.clone(), s(&["client_credentials"])),
+                (
+                    rs.clone(),
+                    s(&["urn:ietf:params:oauth:grant-type:uma-ticket"]),
+                ),
+            ] {
+                assert_eq!(
+                    p.check_client_role(&scopes, &grants, bound)
+                        .map_err(|v| v.rule),
+                    Err("HEART-OAUTH-41"),
+                    "{} {scopes:?} {grants:?}",
+                    p.name
+                );
+            }
+            // Ordinary clients are not touched by the rule.
+            let cc = s(&["client_credentials"]);
+            assert!(p.check_client_role(&s(&["api:read"]), &cc, bound).is_ok());
+        }
+        // The default profile lets one client be both.
+        let both = s(&["authorization_code", "client_credentials"]);
+        assert!(DEFAULT.check_client_role(&rs, &both, false).is_ok());
+        // IGOV-OAUTH-10, -12: under igov every client is DPoP-bound.
+        assert_eq!(
+            IGOV.check_client_role(&s(&["openid"]), &code, false)
+                .map_err(|v| v.rule),
+            Err("IGOV-OAUTH-10")
+        );
+        assert!(
+            HEART
+                .check_client_role(&s(&["openid"]), &code, false)
+                .is_ok()
+        );
+    }
+
     #[test]
     fn heart_and_igov_rules() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

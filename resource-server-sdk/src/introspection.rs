@@ -104,20 +104,39 @@ impl IntrospectionResponse {
 
 impl UmaClient {
     /// Introspect a token with the owner's PAT (`POST introspection_endpoint`,
-    /// `token_type_hint=access_token`).
+    /// `token_type_hint=access_token`). A client configured for `private_key_jwt` also sends its
+    /// client assertion, as HEART and iGov servers require (HEART-OAUTH-40).
     pub async fn introspect(&self, pat: &Pat, token: &str) -> Result<IntrospectionResponse, Error> {
         let d = self.discovery().await?;
         let endpoint = d
             .introspection_endpoint
             .clone()
             .ok_or_else(|| Error::Discovery("`introspection_endpoint` is missing".into()))?;
+        let c = self.config();
+        let assertion = match &c.assertion_key {
+            Some(key) => Some(crate::pat::client_assertion(
+                &c.client_id,
+                key,
+                endpoint.as_str(),
+                self.now(),
+            )?),
+            None => None,
+        };
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        if let Some(a) = &assertion {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", a));
+        }
         let request = self
             .inner
             .http
             .post(endpoint)
             .header(reqwest::header::AUTHORIZATION, pat.bearer())
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&[("token", token), ("token_type_hint", "access_token")]);
+            .form(&form);
         http::send(request).await?.json(&[200])
     }
 }

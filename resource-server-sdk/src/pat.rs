@@ -488,9 +488,9 @@ impl UmaClient {
     }
 }
 
-/// A client assertion (RFC 7523 §3): `iss` = `sub` = the client, `aud` = the token endpoint, a
-/// one-minute lifetime and a random `jti`.
-fn client_assertion(
+/// A client assertion (RFC 7523 §3): `iss` = `sub` = the client, `aud` = the endpoint it is sent
+/// to (the token or the introspection endpoint), a one-minute lifetime and a random `jti`.
+pub(crate) fn client_assertion(
     client_id: &str,
     key: &crate::config::AssertionKey,
     audience: &str,

@@ -93,6 +93,27 @@ fn load_or_create_kek_file(path: &Path) -> Result<[u8; 32], KeyError> {
     }
 }
 
+/// HMAC-SHA-512(KEK, label): a key for another purpose than encrypting signing keys, independent
+/// of the KEK's own use.
+fn derive_pairwise_key(kek: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+    let jose = |e: openssl::error::ErrorStack| KeyError::Jose(e.to_string());
+    let key = openssl::pkey::PKey::hmac(kek).map_err(jose)?;
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha512(), &key).map_err(jose)?;
+    signer
+        .update(b"custodia pairwise subject identifiers v1")
+        .map_err(jose)?;
+    let mac = signer.sign_to_vec().map_err(jose)?;
+    let mut out = [0u8; 64];
+    if mac.len() != out.len() {
+        return Err(KeyError::Jose(
+            "HMAC-SHA-512 gave an unexpected length".into(),
+        ));
+    }
+    out.copy_from_slice(&mac);
+    Ok(out)
+}
+
 fn encrypt(kek: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> {
     let iv = random_bytes(12);
     let mut tag = [0u8; 16];
@@ -212,6 +233,9 @@ struct KeySet {
 pub struct KeyRing {
     inner: Arc<RwLock<Arc<KeySet>>>,
     kek: Arc<[u8; 32]>,
+    /// The AES-256-SIV key of pairwise subject identifiers, derived from the key-encryption key
+    /// (HMAC-SHA-512 with a fixed label), so it is as stable as the KEK itself.
+    pairwise: Arc<[u8; 64]>,
 }
 
 /// Verification failures of our own tokens.
@@ -238,6 +262,7 @@ impl KeyRing {
                 jwks: Value::Null,
             }))),
             kek: Arc::new(kek),
+            pairwise: Arc::new(derive_pairwise_key(&kek)?),
         };
         ring.reload_sync(store, now)?;
         let needs_key = {
@@ -355,6 +380,11 @@ impl KeyRing {
     }
 
     /// The algorithm of the current signing key.
+    /// The key of pairwise subject identifiers ([`crate::protocol::subjects`]).
+    pub(crate) fn pairwise_key(&self) -> &[u8; 64] {
+        &self.pairwise
+    }
+
     pub fn signing_alg(&self) -> Option<String> {
         self.snapshot()
             .keys

@@ -118,6 +118,27 @@ pub(crate) async fn introspect_with_pat(srv: &TestServer, pat: &str, token: &str
     resp.json().await.unwrap_or(Value::Null)
 }
 
+/// Introspection with a PAT and its resource server's client assertion, as `heart` and `igov`
+/// require (HEART-OAUTH-40, CONF-11).
+pub(crate) async fn introspect_as(
+    srv: &TestServer,
+    rs: &TestClient,
+    pat: &str,
+    token: &str,
+) -> Value {
+    let mut form = vec![("token", token.to_string())];
+    form.extend(rs.auth_fields(&srv.url("/introspect")));
+    let resp = http()
+        .post(srv.url("/introspect"))
+        .bearer_auth(pat)
+        .form(&form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap_or(Value::Null)
+}
+
 /// `permissions` of an introspection answer as sorted `(resource, sorted scopes)`.
 pub(crate) fn permission_sets(v: &Value) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = v["permissions"]

@@ -10,6 +10,8 @@ mod grant;
 mod grant_rules;
 mod keys;
 mod oidc_flow;
+mod oidc_rules;
+mod profile_rules;
 mod profiles;
 mod prompt;
 mod protection;

@@ -91,7 +91,8 @@ both!(heart_discovery_and_registration, [
 });
 
 // IGOV-OAUTH-19, IGOV-OAUTH-11, IGOV-OAUTH-04: under `igov` only `private_key_jwt`, no http
-// loopback redirect URIs for native clients, and the server's own keys are not RS256.
+// loopback redirect URIs for native clients, and the server's own keys are not RS256;
+// IGOV-OIDC-02: OpenID Connect requests carry `state` and `nonce`.
 both!(igov_discovery_and_registration, [
     "CUSTODIA_PROFILE" => "igov",
     "CUSTODIA_REGISTRATION_MODE" => "open",
@@ -113,6 +114,7 @@ both!(igov_discovery_and_registration, [
             "redirect_uris": ["https://client.example/cb"],
             "grant_types": ["authorization_code"],
             "scope": "openid",
+            "dpop_bound_access_tokens": true,
         }))
         .await;
     let (_, challenge) = pkce();
@@ -120,7 +122,22 @@ both!(igov_discovery_and_registration, [
         ("scope", "openid"),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
+        ("state", "s1"),
+        ("nonce", "n1"),
     ];
+    // IGOV-OIDC-02: `state` and `nonce` are required of OpenID Connect requests.
+    for missing in ["state", "nonce"] {
+        let q: Vec<(&str, &str)> = pkce_q.iter().copied().filter(|(k, _)| *k != missing).collect();
+        let resp = browser()
+            .get(authorize_url(&srv, &client, &q))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 400, "{missing}");
+        assert!(resp.headers().get("location").is_none());
+        let body = resp.text().await.unwrap_or_default();
+        assert!(body.contains("requires") && body.contains(missing), "{body}");
+    }
     let mut without = pkce_q.to_vec();
     without.push(("redirect_uri", ""));
     let resp = browser()
@@ -160,7 +177,7 @@ both!(uma_flow_under_heart_fhir, [
     "CUSTODIA_PROFILE" => "heart-fhir",
 ], |srv| {
     use crate::grant::{PW, UMA_GRANT, err, owner_session};
-    use crate::grant_rules::{gather, introspect_with_pat, permission_sets, register, set, share_with, ticket};
+    use crate::grant_rules::{gather, introspect_as, permission_sets, register, set, share_with, ticket};
     srv.add_user("alice", PW).await;
     let bob = srv.add_user("bob", PW).await;
     let rs = srv
@@ -232,7 +249,7 @@ both!(uma_flow_under_heart_fhir, [
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
     let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
-    let seen = introspect_with_pat(&srv, &pat, &rpt).await;
+    let seen = introspect_as(&srv, &rs, &pat, &rpt).await;
     assert_eq!(permission_sets(&seen), vec![set(&obs, &["patient/Observation.read"])], "{seen}");
     assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
     assert_eq!(seen["token_type"], json!("DPoP"));
@@ -320,4 +337,222 @@ both!(consent_markers_cache_headers_and_azp, [
         jti.len() >= 43 && jti.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "{jti}"
     );
+});
+
+/// A form POST to `path` with an optional bearer token: status and JSON body.
+async fn post_form(
+    srv: &TestServer,
+    path: &str,
+    bearer: Option<&str>,
+    form: &[(&str, String)],
+) -> (u16, Value) {
+    let mut req = http().post(srv.url(path)).form(form);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// `token=<token>` plus `client`'s assertion for the endpoint at `path`.
+fn with_assertion(
+    srv: &TestServer,
+    client: &TestClient,
+    path: &str,
+    token: &str,
+) -> Vec<(&'static str, String)> {
+    let mut form = vec![("token", token.to_string())];
+    form.extend(client.auth_fields(&srv.url(path)));
+    form
+}
+
+// HEART-OAUTH-41, IGOV-OAUTH-44: a resource server is a client of its own, and only resource
+// servers introspect. HEART-OAUTH-40, CONF-11: introspection and revocation need client
+// authentication — a PAT comes with its resource server's assertion. HEART-OAUTH-39: the answer
+// for a non-RPT token has `active`, `scope`, `exp`, `sub`, `client_id`.
+both!(heart_introspection_and_revocation, [
+    "CUSTODIA_PROFILE" => "heart",
+], |srv| {
+    for (meta, what) in [
+        (json!({"client_name": "RS and API client", "redirect_uris": ["https://rs.example/cb"],
+            "grant_types": ["authorization_code"], "scope": "openid uma_protection api:read"}), "another scope"),
+        (json!({"client_name": "RS and service", "grant_types": ["client_credentials"],
+            "scope": "uma_protection"}), "client_credentials"),
+    ] {
+        match srv.try_add_key_client(meta).await {
+            Err((code, description)) => {
+                assert_eq!(code, "invalid_client_metadata", "{what}");
+                assert!(description.contains("HEART-OAUTH-41"), "{what}: {description}");
+            }
+            Ok(c) => panic!("{what}: registered as {}", c.id),
+        }
+    }
+    srv.add_user("alice", "correct horse battery").await;
+    let rs = srv
+        .add_key_client(json!({
+            "client_name": "Resource server",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid uma_protection",
+        }))
+        .await;
+    let service = srv
+        .add_key_client(json!({
+            "client_name": "Service",
+            "grant_types": ["client_credentials"],
+            "scope": "api:read",
+        }))
+        .await;
+    let mut form = vec![("grant_type", "client_credentials".to_string())];
+    form.extend(service.auth_fields(&srv.url("/token")));
+    let (s, v) = post_form(&srv, "/token", None, &form).await;
+    assert_eq!(s, 200, "{v}");
+    let at = v["access_token"].as_str().unwrap_or_default().to_string();
+
+    // An ordinary client cannot introspect, not even its own token.
+    let (s, v) = post_form(&srv, "/introspect", None, &with_assertion(&srv, &service, "/introspect", &at)).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+    assert!(v["error_description"].as_str().unwrap_or_default().contains("only resource servers"), "{v}");
+
+    // The resource server authenticates with its key.
+    let pat = srv.pat(&rs, "alice", "correct horse battery").await;
+    let (s, v) = post_form(&srv, "/introspect", None, &with_assertion(&srv, &rs, "/introspect", &pat)).await;
+    assert_eq!((s, &v["active"]), (200, &json!(true)), "{v}");
+    assert!(v["scope"].as_str().is_some_and(|s| s.split(' ').any(|x| x == "uma_protection")), "{v}");
+    assert!(v["exp"].as_i64().is_some() && v["sub"].as_str().is_some(), "{v}");
+    assert_eq!(v["client_id"], json!(rs.id));
+
+    // A PAT alone is not enough; with its resource server's assertion it is; with another
+    // client's it is not.
+    let (s, v) = post_form(&srv, "/introspect", Some(&pat), &[("token", pat.clone())]).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+    assert!(v["error_description"].as_str().unwrap_or_default().contains("client_assertion"), "{v}");
+    let (s, v) = post_form(&srv, "/introspect", Some(&pat), &with_assertion(&srv, &rs, "/introspect", &pat)).await;
+    assert_eq!((s, &v["active"]), (200, &json!(true)), "{v}");
+    let (s, v) = post_form(&srv, "/introspect", Some(&pat), &with_assertion(&srv, &service, "/introspect", &pat)).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+    let (s, v) = post_form(&srv, "/introspect", None, &[("token", pat.clone())]).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+
+    // Revocation: a public client has no client authentication under `heart`; a keyed one revokes.
+    let public = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Public app",
+            "application_type": "native",
+            "redirect_uris": ["https://client.example/cb"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid",
+        }))
+        .await,
+    );
+    let (s, v) = post_form(&srv, "/revoke", None, &[("token", at.clone()), ("client_id", public.id.clone())]).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+    let (s, _) = post_form(&srv, "/revoke", None, &with_assertion(&srv, &service, "/revoke", &at)).await;
+    assert_eq!(s, 200);
+});
+
+// IGOV-OAUTH-10, IGOV-OAUTH-12, CONF-06: under `igov` every client registers
+// `dpop_bound_access_tokens` and every token request carries a DPoP proof; the token is bound.
+both!(igov_tokens_are_sender_constrained, [
+    "CUSTODIA_PROFILE" => "igov",
+], |srv| {
+    match srv
+        .try_add_key_client(json!({"client_name": "Unbound", "grant_types": ["client_credentials"], "scope": "api:read"}))
+        .await
+    {
+        Err((code, description)) => {
+            assert_eq!(code, "invalid_client_metadata");
+            assert!(description.contains("IGOV-OAUTH-10"), "{description}");
+        }
+        Ok(c) => panic!("registered as {}", c.id),
+    }
+    let app = srv
+        .add_key_client(json!({
+            "client_name": "Bound",
+            "grant_types": ["client_credentials"],
+            "scope": "api:read",
+            "dpop_bound_access_tokens": true,
+        }))
+        .await;
+    let form = || {
+        let mut f = vec![("grant_type", "client_credentials".to_string())];
+        f.extend(app.auth_fields(&srv.url("/token")));
+        f
+    };
+    let (s, v) = post_form(&srv, "/token", None, &form()).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_dpop_proof")), "{v}");
+    assert!(v["error_description"].as_str().unwrap_or_default().contains("sender-constrained"), "{v}");
+    let k = crate::dpop::key();
+    let proof = crate::dpop::proof_at(&k, "POST", &srv.url("/token"), None, srv.core.now());
+    let resp = http()
+        .post(srv.url("/token"))
+        .header("DPoP", proof)
+        .form(&form())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+    let claims: Value = v["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(claims["cnf"]["jkt"], json!(crate::dpop::jkt(&k)), "{claims}");
+});
+
+// HEART-OAUTH-18, IGOV-OAUTH-22: a `jwks_uri` is fetched at registration and must serve a JWK
+// set; a page or a 404 is `invalid_client_metadata` with the reason. (The development setting
+// lets the test's key server be on loopback.)
+both!(jwks_uri_checked_at_registration, [
+    "CUSTODIA_PROFILE" => "heart",
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));
+    let mut jwk = pair.to_jwk_public_key();
+    jwk.set_key_id("k1");
+    let doc = json!({"keys": [Value::Object(jwk.as_ref().clone())]}).to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let server = actix_web::HttpServer::new(move || {
+        let doc = doc.clone();
+        actix_web::App::new()
+            .route("/jwks", actix_web::web::get().to(move || {
+                let doc = doc.clone();
+                async move { actix_web::HttpResponse::Ok().content_type("application/json").body(doc) }
+            }))
+            .route("/page", actix_web::web::get().to(|| async {
+                actix_web::HttpResponse::Ok().content_type("text/html").body("<html><body>keys</body></html>")
+            }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let metadata = |path: &str| json!({
+        "client_name": "Keyed app",
+        "redirect_uris": ["https://client.example/cb"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": format!("http://127.0.0.1:{port}{path}"),
+    });
+    for (path, reason) in [("/page", "not JSON"), ("/missing", "HTTP 404")] {
+        let (s, v) = register(&srv, metadata(path)).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")), "{path}: {v}");
+        let d = v["error_description"].as_str().unwrap_or_default();
+        assert!(d.contains("JWK set") && d.contains(reason), "{path}: {d}");
+    }
+    let (s, v) = register(&srv, metadata("/jwks")).await;
+    assert_eq!(s, 201, "{v}");
+    handle.stop(true).await;
 });

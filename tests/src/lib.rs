@@ -162,6 +162,14 @@ impl TestServer {
 
     /// Register a client directly (as `custodia client add` does); returns the RFC 7591 JSON.
     pub async fn add_client(&self, metadata: Value) -> Value {
+        self.try_add_client(metadata)
+            .await
+            .unwrap_or_else(|e| panic!("register: {} {}", e.0, e.1))
+    }
+
+    /// As [`TestServer::add_client`], but a refused registration is returned as its error code
+    /// and description.
+    pub async fn try_add_client(&self, metadata: Value) -> Result<Value, (String, String)> {
         let meta: ClientMetadata =
             serde_json::from_value(metadata).unwrap_or_else(|e| panic!("metadata: {e}"));
         let store = self.store.clone();
@@ -182,7 +190,7 @@ impl TestServer {
             })
             .await
             .unwrap_or_else(|e| panic!("store: {e}"))
-            .unwrap_or_else(|e| panic!("register: {e}"))
+            .map_err(|e| (e.error.as_str().to_string(), e.error_description))
     }
 
     /// A confidential web client for the code flow, redirecting to `https://client.example/cb`.
@@ -226,7 +234,18 @@ impl TestServer {
 
     /// Register a `private_key_jwt` client (an ES256 key made here, its public half registered as
     /// `jwks`) with these metadata; its token requests are signed client assertions.
-    pub async fn add_key_client(&self, mut metadata: Value) -> TestClient {
+    pub async fn add_key_client(&self, metadata: Value) -> TestClient {
+        self.try_add_key_client(metadata)
+            .await
+            .unwrap_or_else(|e| panic!("register: {} {}", e.0, e.1))
+    }
+
+    /// As [`TestServer::add_key_client`], but a refused registration is returned as its error
+    /// code and description.
+    pub async fn try_add_key_client(
+        &self,
+        mut metadata: Value,
+    ) -> Result<TestClient, (String, String)> {
         let pair = josekit::jws::ES256
             .generate_key_pair()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -243,12 +262,12 @@ impl TestServer {
                 serde_json::json!({"keys": [Value::Object(public.as_ref().clone())]}),
             );
         }
-        let mut c = TestClient::from_json(&self.add_client(metadata).await);
+        let mut c = TestClient::from_json(&self.try_add_client(metadata).await?);
         let mut private = pair.to_jwk_private_key();
         private.set_key_id("k1");
         private.set_algorithm("ES256");
         c.key = Some(private);
-        c
+        Ok(c)
     }
 
     /// A PAT of `rs` for the owner `username` (code flow with PKCE, the owner consents).
@@ -632,6 +651,26 @@ pub async fn code_flow_tokens(
     password: &str,
     scope: &str,
 ) -> serde_json::Value {
+    code_flow_tokens_at(
+        srv,
+        client,
+        username,
+        password,
+        scope,
+        "https://client.example/cb",
+    )
+    .await
+}
+
+/// As [`code_flow_tokens`], with another registered redirect URI.
+pub async fn code_flow_tokens_at(
+    srv: &TestServer,
+    client: &TestClient,
+    username: &str,
+    password: &str,
+    scope: &str,
+    redirect_uri: &str,
+) -> serde_json::Value {
     let (verifier, challenge) = pkce();
     let loc = authorize_and_allow(
         srv,
@@ -640,6 +679,7 @@ pub async fn code_flow_tokens(
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
             ("scope", scope),
+            ("redirect_uri", redirect_uri),
         ],
         username,
         password,
@@ -654,13 +694,26 @@ pub async fn code_flow_tokens(
         &[
             ("grant_type", "authorization_code"),
             ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
+            ("redirect_uri", redirect_uri),
             ("code_verifier", &verifier),
         ],
     )
     .await;
     assert_eq!(s, 200, "{t}");
     t
+}
+
+/// `GET url` that must answer 200 with JSON: the body.
+pub async fn get_json(url: &str) -> Value {
+    let resp = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+    resp.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 /// Form-post to the token endpoint with HTTP Basic client authentication.

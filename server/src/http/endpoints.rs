@@ -316,8 +316,20 @@ pub async fn userinfo(
         }
         Err(r) => return r,
     };
-    match userinfo::userinfo(&state.core, &token, state.core.now()).await {
-        Ok(v) => no_store_json(StatusCode::OK, &v),
+    let wants_jwt = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .any(|t| t.split(';').next().map(str::trim) == Some("application/jwt"))
+        });
+    match userinfo::userinfo(&state.core, &token, wants_jwt, state.core.now()).await {
+        Ok(userinfo::UserInfo::Json(v)) => no_store_json(StatusCode::OK, &v),
+        Ok(userinfo::UserInfo::Jwt(jwt)) => HttpResponse::Ok()
+            .content_type("application/jwt")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(jwt),
         Err(e) => error::oauth(&e),
     }
 }

@@ -141,7 +141,7 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
             format!("scope `{s}` is not registered for this client"),
         ));
     }
-    if config_requires_redirect(core) && !given {
+    if core.config.profile.redirect_uri_required && !given {
         return Err(page_err(
             ErrorCode::InvalidRequest,
             format!(
@@ -213,6 +213,9 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
     if raw.get("nonce").is_some_and(|n| n.len() > 512) {
         return Err(page_err(ErrorCode::InvalidRequest, "`nonce` is too long"));
     }
+    if core.config.profile.strict_oidc_requests && scopes.iter().any(|s| s == "openid") {
+        strict_oidc_request(core, &raw)?;
+    }
     if raw.get("state").is_some_and(|s| s.len() > 2048) {
         return Err(page_err(ErrorCode::InvalidRequest, "`state` is too long"));
     }
@@ -244,9 +247,48 @@ pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthErro
     })
 }
 
-/// HEART-OAUTH-11, IGOV-OAUTH-17: the profile wants the redirect URI named in every request.
-fn config_requires_redirect(core: &Core) -> bool {
-    core.config.profile.redirect_uri_required
+/// iGov §2.1 (`strict_oidc_requests`): `state` and `nonce` are required (IGOV-OIDC-02), `vtr`
+/// and `acr_values` are not sent together (-03), and `acr_values`, when sent, must name the
+/// context Custodia's sign-in gives, as the ID token's `acr` must be one of them (-09).
+fn strict_oidc_request(core: &Core, raw: &Params) -> Result<(), OAuthError> {
+    let name = core.config.profile.name;
+    for p in ["state", "nonce"] {
+        if raw.get(p).is_none_or(str::is_empty) {
+            return Err(page_err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the `{name}` profile requires `{p}` in OpenID Connect authentication requests"
+                ),
+            ));
+        }
+    }
+    if raw.contains("vtr") && raw.contains("acr_values") {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            "`vtr` and `acr_values` must not be sent together",
+        ));
+    }
+    if raw.contains("vtr") {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "Vectors of Trust (`vtr`) are not supported; request `acr_values={}`",
+                super::tokens::ACR_PASSWORD
+            ),
+        ));
+    }
+    if let Some(a) = raw.get("acr_values")
+        && !a.split(' ').any(|v| v == super::tokens::ACR_PASSWORD)
+    {
+        return Err(page_err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "none of the requested `acr_values` can be met: this server signs people in with `{}`",
+                super::tokens::ACR_PASSWORD
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Build an authorization response URL: the redirect URI with our parameters plus `state` and

@@ -100,7 +100,19 @@ pub async fn verify_pushed(
     else {
         return Ok(Err("the claim token has no subject".into()));
     };
-    let sub = sub.to_string();
+    // A client with pairwise identifiers pushes the `sub` it was given: Custodia maps it back to
+    // its user, and policies name people by their one identifier at Custodia.
+    let sub = match super::clients::find(core, client_id).await? {
+        Some(client) => match super::subjects::user_for_client(core, &client, sub) {
+            Some(user_id) => user_id,
+            None => {
+                return Ok(Err(
+                    "the claim token's subject is not one this client was given".into(),
+                ));
+            }
+        },
+        None => sub.to_string(),
+    };
     let uid = sub.clone();
     let user = core.store.run(move |c| users::by_id(c, &uid)).await?;
     let mut party_claims = BTreeMap::new();

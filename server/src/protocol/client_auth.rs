@@ -385,19 +385,43 @@ async fn client_jwks(core: &Core, client: &Client, refetch: bool) -> Result<Valu
     }
 }
 
+/// Fetch and check a `jwks_uri` document now (at registration, HEART-OAUTH-18) and keep it in the
+/// cache for the client's first authentication. The error says what was wrong, for the
+/// registration's `error_description`.
+pub async fn prefetch_jwks(core: &Core, uri: &str) -> Result<(), String> {
+    let v = fetch_jwks(core, uri).await?;
+    if let Ok(mut m) = core.jwks_cache.0.lock() {
+        if m.len() >= 1000 {
+            m.clear();
+        }
+        m.insert(uri.to_string(), (Instant::now(), v));
+    }
+    Ok(())
+}
+
 async fn fetch_jwks(core: &Core, uri: &str) -> Result<Value, String> {
-    let mut resp = core.http.get(uri).send().await.map_err(|e| e.to_string())?;
+    let mut resp = core
+        .http
+        .get(uri)
+        .send()
+        .await
+        .map_err(|_| "it could not be fetched".to_string())?;
     if !resp.status().is_success() {
-        return Err(format!("status {}", resp.status()));
+        return Err(format!("it answered HTTP {}", resp.status().as_u16()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| "it could not be read".to_string())?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > JWKS_MAX_BYTES {
-            return Err("document too large".into());
+            return Err(format!("it is larger than {} KiB", JWKS_MAX_BYTES / 1024));
         }
     }
-    let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|_| "its content is not JSON".to_string())?;
     super::clients::validate_jwks(&v, core.config.profile.min_rsa_bits)
         .map_err(|e| e.error_description)?;
     Ok(v)

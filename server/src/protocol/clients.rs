@@ -52,6 +52,18 @@ pub struct ClientMetadata {
     /// RFC 9449 §5.2: the client always uses DPoP; a token request without a proof is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// OpenID Connect Registration §2: `public` (the default) or `pairwise` subject identifiers
+    /// ([`super::subjects`]; HEART-OIDC-05, IGOV-OIDC-10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_type: Option<String>,
+    /// OpenID Connect Registration §2: not offered (the sector is the redirect URIs' host); kept
+    /// so that registering one is refused rather than silently ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// OpenID Connect Registration §2: UserInfo answered as a JWT signed with this algorithm
+    /// (HEART-OIDC-06, IGOV-OIDC-12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
 }
 
 /// A registered client, parsed.
@@ -389,6 +401,36 @@ pub fn validate_metadata(
             "`uma_protection` is for confidential clients (resource servers); choose a client authentication method",
         ));
     }
+    if m.sector_identifier_uri.is_some() {
+        return Err(OAuthError::metadata(
+            "`sector_identifier_uri` is not supported: the sector of pairwise identifiers is the host of the redirect URIs",
+        ));
+    }
+    match m.subject_type.as_deref() {
+        None => {}
+        Some(super::subjects::PUBLIC) => {}
+        Some(super::subjects::PAIRWISE) => {
+            // The id is not known yet; only the redirect URIs decide whether one sector exists.
+            super::subjects::sector_of("", &m.redirect_uris).map_err(OAuthError::metadata)?;
+        }
+        Some(other) => {
+            return Err(OAuthError::metadata(format!(
+                "`subject_type` `{}` is not `public` or `pairwise`",
+                scope::sanitize(other)
+            )));
+        }
+    }
+    if let Some(alg) = m.userinfo_signed_response_alg.as_deref()
+        && !profile.signing_algs.contains(&alg)
+    {
+        return Err(OAuthError::metadata(format!(
+            "`userinfo_signed_response_alg` must be one of {}",
+            profile.signing_algs.join(", ")
+        )));
+    }
+    profile
+        .check_client_role(&scopes, &grant_types, m.dpop_bound_access_tokens)
+        .map_err(|v| OAuthError::metadata(format!("{} ({})", v.description, v.rule)))?;
     m.scope = Some(scope::join(&scopes));
     m.token_endpoint_auth_method = Some(auth_method);
     m.grant_types = Some(grant_types);

@@ -48,6 +48,12 @@ pub fn metadata(core: &Core) -> Value {
         .copied()
         .filter(|m| *m != "none")
         .collect();
+    // HEART-OAUTH-40: under `heart` and `igov` a public client cannot revoke.
+    let revocation_methods = if p.endpoints_require_client_auth {
+        &confidential_methods
+    } else {
+        &auth_methods
+    };
     let signing = core
         .keys
         .signing_alg()
@@ -67,16 +73,18 @@ pub fn metadata(core: &Core) -> Value {
         "dpop_signing_alg_values_supported": p.dpop_algs,
         // mTLS (RFC 8705) is not offered: DPoP is the sender constraint (IGOV-OAUTH-32, -33).
         "tls_client_certificate_bound_access_tokens": false,
-        "subject_types_supported": ["public"],
+        "subject_types_supported": [super::subjects::PUBLIC, super::subjects::PAIRWISE],
         "id_token_signing_alg_values_supported": [signing],
+        "userinfo_signing_alg_values_supported": [signing],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": revocation_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": p.client_assertion_algs,
         "code_challenge_methods_supported": p.code_challenge_methods,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "at_hash", "acr", "amr", "name", "preferred_username", "email", "email_verified"],
+        "acr_values_supported": [super::tokens::ACR_PASSWORD],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -7,6 +7,10 @@
 //!
 //! An active RPT is described by its `permissions` and never by `scope` (UMA-FED-35/36); other
 //! tokens (PATs included) get the plain RFC 7662 shape (UMA-FED-38).
+//!
+//! Under `heart` and `igov` only resource servers (clients registered for `uma_protection`)
+//! introspect (HEART-OAUTH-41, IGOV-OAUTH-44), and a PAT comes with its resource server's client
+//! assertion (HEART-OAUTH-40, CONF-11).
 
 use serde_json::{Map, Value, json};
 
@@ -177,29 +181,61 @@ fn audience_contains(claims: &Map<String, Value>, id: &str) -> bool {
     }
 }
 
+fn presented<'a>(core: &Core, params: &'a Params, authorization: Option<&'a str>) -> Presented<'a> {
+    Presented {
+        authorization,
+        params,
+        endpoint_url: core.config.url("/introspect"),
+    }
+}
+
 pub async fn introspect(
     core: &Core,
     params: &Params,
     authorization: Option<&str>,
     now: i64,
 ) -> Result<Value, OAuthError> {
+    let profile = core.config.profile;
     // A PAT caller sees only the permissions of its own partition (UMA-FED-04).
     let (caller_id, partition) = match authorization.and_then(bearer_of) {
         Some(pat) => {
             let pat = super::protection::authenticate(core, pat, now).await?;
+            // HEART-OAUTH-40, CONF-11: under `heart` and `igov` the PAT comes with its resource
+            // server's own client authentication.
+            if profile.endpoints_require_client_auth {
+                if !params.contains("client_assertion") {
+                    return Err(OAuthError::invalid_client(format!(
+                        "the `{}` profile requires client authentication (`private_key_jwt`) at introspection: send the resource server's `client_assertion` with its PAT",
+                        profile.name
+                    )));
+                }
+                let caller =
+                    client_auth::authenticate(core, presented(core, params, None), now).await?;
+                if caller.client.id != pat.rs_client_id {
+                    return Err(OAuthError::invalid_client(
+                        "the client assertion and the PAT belong to different clients",
+                    ));
+                }
+            }
             (pat.rs_client_id.clone(), Some(pat))
         }
         None => {
-            let presented = Presented {
-                authorization,
-                params,
-                endpoint_url: core.config.url("/introspect"),
-            };
-            let caller = client_auth::authenticate(core, presented, now).await?;
+            let caller =
+                client_auth::authenticate(core, presented(core, params, authorization), now)
+                    .await?;
             if caller.client.is_public() {
                 return Err(OAuthError::invalid_client(
                     "public clients cannot introspect tokens",
                 ));
+            }
+            // HEART-OAUTH-41, IGOV-OAUTH-44: only protected resources introspect.
+            if profile.resource_servers_apart
+                && !caller.client.scopes.iter().any(|s| s == "uma_protection")
+            {
+                return Err(OAuthError::invalid_client(format!(
+                    "under the `{}` profile only resource servers (clients registered for `uma_protection`) may introspect tokens",
+                    profile.name
+                )));
             }
             (caller.client.id, None)
         }

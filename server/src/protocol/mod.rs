@@ -30,6 +30,7 @@ pub mod registration;
 pub mod resources;
 pub mod revoke;
 pub mod scope;
+pub mod subjects;
 pub mod tokens;
 pub mod upstream;
 pub mod userinfo;

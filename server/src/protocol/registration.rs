@@ -82,8 +82,10 @@ fn client_json(
 
 /// What a dynamically registered (so unvetted) client may not have: scopes beyond the OpenID
 /// Connect ones (only an administrator grants API scopes), and a `jwks_uri` that points at this
-/// machine or an internal network by address (the server fetches it, RFC 9700 §4.11 / SSRF).
-fn check_dynamic(m: &ClientMetadata) -> Result<(), OAuthError> {
+/// machine or an internal network by address (the server fetches it, RFC 9700 §4.11 / SSRF) —
+/// except an `http` loopback one when `insecure_loopback` (the development setting that lets
+/// clients on this machine register loopback redirect URIs) is on.
+fn check_dynamic(m: &ClientMetadata, insecure_loopback: bool) -> Result<(), OAuthError> {
     for s in m
         .scope
         .as_deref()
@@ -100,6 +102,12 @@ fn check_dynamic(m: &ClientMetadata) -> Result<(), OAuthError> {
     if let Some(u) = &m.jwks_uri {
         let parsed = url::Url::parse(u)
             .map_err(|_| OAuthError::metadata("`jwks_uri` must be an https URL"))?;
+        if insecure_loopback
+            && parsed.scheme() == "http"
+            && custodia_profiles::is_loopback_url(&parsed)
+        {
+            return Ok(());
+        }
         let internal = match parsed.host() {
             Some(url::Host::Domain(d)) => {
                 d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") || !d.contains('.')
@@ -127,7 +135,7 @@ pub fn register_on(
 ) -> Result<Value, OAuthError> {
     let metadata = validate_metadata(metadata, profile, insecure_loopback_http)?;
     if by == RegisteredBy::Dynamic {
-        check_dynamic(&metadata)?;
+        check_dynamic(&metadata, insecure_loopback_http)?;
         let cc = metadata
             .grant_types
             .as_ref()
@@ -198,11 +206,40 @@ pub async fn check_allowed(core: &Core, bearer: Option<&str>, now: i64) -> Resul
     }
 }
 
+/// The checks of registration that need the running server: the UserInfo signing algorithm must
+/// be the server's, and (HEART-OAUTH-18, IGOV-OAUTH-22) a `jwks_uri` must serve a JWK set the
+/// profile accepts when the client registers or updates its metadata, not only when it first
+/// authenticates. Run after the metadata rules (a dynamic client's `jwks_uri` is public https),
+/// so nothing internal is fetched.
+async fn check_live(core: &Core, m: &ClientMetadata) -> Result<(), OAuthError> {
+    // The UserInfo JWT is signed with the server's current key, so that is the one algorithm a
+    // client can ask for (`userinfo_signing_alg_values_supported`).
+    if let Some(alg) = &m.userinfo_signed_response_alg
+        && core.keys.signing_alg().as_ref() != Some(alg)
+    {
+        return Err(OAuthError::metadata(format!(
+            "`userinfo_signed_response_alg` must be {}, the algorithm this server signs with",
+            core.keys.signing_alg().unwrap_or_default()
+        )));
+    }
+    match &m.jwks_uri {
+        Some(uri) => super::client_auth::prefetch_jwks(core, uri)
+            .await
+            .map_err(|e| {
+                OAuthError::metadata(format!("`jwks_uri` does not serve a usable JWK set: {e}"))
+            }),
+        None => Ok(()),
+    }
+}
+
 pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuthError> {
     let metadata = parse_metadata(body)?;
     let profile = core.config.profile;
     let issuer = core.config.issuer.clone();
     let loopback = core.config.insecure_loopback_http_redirects;
+    let checked = validate_metadata(metadata.clone(), profile, loopback)?;
+    check_dynamic(&checked, loopback)?;
+    check_live(core, &checked).await?;
     core.store
         .run(move |c| {
             Ok(register_on(
@@ -294,8 +331,9 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
         core.config.insecure_loopback_http_redirects,
     )?;
     if row.registered_by == "dynamic" {
-        check_dynamic(&metadata)?;
+        check_dynamic(&metadata, core.config.insecure_loopback_http_redirects)?;
     }
+    check_live(core, &metadata).await?;
     let old = Client::from_row(row.clone())?;
     let new_method = metadata
         .token_endpoint_auth_method

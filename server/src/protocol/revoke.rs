@@ -1,7 +1,8 @@
 //! Token revocation (RFC 7009): the caller authenticates; revoking a refresh token revokes its
 //! whole grant (every refresh and access token issued from it, §2.1); revoking an access token
-//! revokes that token; revoking a PCT (UMA Grant §3.7) ends its reuse. Tokens that are unknown, invalid or another client's are answered with 200
-//! and left alone (§2.2), so revocation tells nothing about tokens.
+//! revokes that token; revoking a PCT (UMA Grant §3.7) ends its reuse. Tokens that are unknown,
+//! invalid or another client's are answered with 200 and left alone (§2.2), so revocation tells
+//! nothing about tokens. Under `heart` and `igov` public clients cannot revoke (HEART-OAUTH-40).
 
 use super::Core;
 use super::client_auth::{self, Presented};
@@ -22,6 +23,15 @@ pub async fn revoke(
         endpoint_url: core.config.url("/revoke"),
     };
     let caller = client_auth::authenticate(core, presented, now).await?;
+    // HEART-OAUTH-40: under `heart` and `igov` revocation needs client authentication, which a
+    // public client (`none`) does not have.
+    let profile = core.config.profile;
+    if profile.endpoints_require_client_auth && caller.client.is_public() {
+        return Err(super::error::OAuthError::invalid_client(format!(
+            "the `{}` profile requires client authentication (`private_key_jwt`) at revocation",
+            profile.name
+        )));
+    }
     let token = params.require("token")?;
     // `token_type_hint` is advisory (RFC 7009 §2.1): the server looks the token up among every
     // type it knows whatever the hint says, so an unknown hint is not an error.

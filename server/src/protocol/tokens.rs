@@ -89,6 +89,9 @@ pub struct Minter {
     pub refresh_ttl: u64,
     /// The DPoP key (RFC 7638 thumbprint) the tokens are bound to (`cnf.jkt`, RFC 9449 §6).
     pub cnf_jkt: Option<String>,
+    /// The sector of a client with pairwise subject identifiers: ID tokens name the user by
+    /// its pairwise `sub` there ([`super::subjects`]).
+    pub pairwise_sector: Option<String>,
 }
 
 impl Minter {
@@ -100,7 +103,21 @@ impl Minter {
             id_ttl: core.config.id_token_ttl,
             refresh_ttl: core.config.refresh_token_ttl,
             cnf_jkt: None,
+            pairwise_sector: None,
         }
+    }
+
+    /// ID tokens for `client`: with its pairwise `sub` when it registered pairwise subjects.
+    pub fn for_client(mut self, client: &super::clients::Client) -> Minter {
+        if client.metadata.subject_type.as_deref() == Some(super::subjects::PAIRWISE) {
+            // Registration checked that one sector exists; the client id stands in otherwise,
+            // which is still never the public identifier.
+            self.pairwise_sector = Some(
+                super::subjects::sector_of(&client.id, &client.metadata.redirect_uris)
+                    .unwrap_or_else(|_| client.id.clone()),
+            );
+        }
+        self
     }
 
     /// Tokens bound to the DPoP key with thumbprint `jkt`, if any.
@@ -226,6 +243,11 @@ impl Minter {
         access_token: &str,
         now: i64,
     ) -> Result<String, OAuthError> {
+        let sub = match &self.pairwise_sector {
+            Some(sector) => super::subjects::pairwise(self.keys.pairwise_key(), sector, sub)
+                .ok_or_else(|| OAuthError::internal("pairwise subject could not be made"))?,
+            None => sub.to_string(),
+        };
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
         claims.insert("sub".into(), json!(sub));
@@ -234,6 +256,13 @@ impl Minter {
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now + self.id_ttl as i64));
         claims.insert("auth_time".into(), json!(auth_time));
+        // IGOV-OIDC-09: `jti` and `nbf` too. HEART-OIDC-04, IGOV-OIDC-08: the authentication
+        // context as `acr` + `amr` (Custodia signs people in with a password only; Vectors of
+        // Trust are not offered, so never `vot` beside them).
+        claims.insert("nbf".into(), json!(now));
+        claims.insert("jti".into(), json!(crate::secrets::new_jti()));
+        claims.insert("acr".into(), json!(ACR_PASSWORD));
+        claims.insert("amr".into(), json!(["pwd"]));
         if let Some(n) = nonce {
             claims.insert("nonce".into(), json!(n));
         }
@@ -241,6 +270,10 @@ impl Minter {
         Ok(self.keys.sign("JWT", claims)?)
     }
 }
+
+/// The one authentication context class Custodia's sign-in gives: a password checked by the
+/// server (`amr` `pwd`, RFC 8176), single factor. Advertised as `acr_values_supported`.
+pub const ACR_PASSWORD: &str = "urn:custodia:acr:password";
 
 /// `at_hash`: the left half of SHA-256 of the access token, base64url (RS256, PS256 and ES256 all
 /// hash with SHA-256).

@@ -62,7 +62,7 @@ pub async fn exchange(
         }
     }
 
-    let minter = Minter::from_core(core).bound(dpop);
+    let minter = Minter::from_core(core).bound(dpop).for_client(&auth.client);
     // DPOP-04: a public client's refresh token is bound to its DPoP key (a confidential client's
     // is bound by its authentication).
     let bind_refresh = auth.client.is_public();

@@ -51,6 +51,18 @@ pub async fn token(
     }
     // DPOP-01, -02, -06, -10: a proof, when sent (or required by the client's registration).
     let proof = if dpop.is_empty() {
+        // IGOV-OAUTH-12: under a profile that requires sender-constrained tokens, every token
+        // request carries a proof (the registration rule makes every client DPoP-bound; this
+        // holds for clients registered before the profile was chosen too).
+        if core.config.profile.sender_constrained_tokens {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                format!(
+                    "the `{}` profile issues only sender-constrained tokens: send a DPoP proof (RFC 9449)",
+                    core.config.profile.name
+                ),
+            ));
+        }
         if client.client.metadata.dpop_bound_access_tokens {
             return Err(OAuthError::new(
                 ErrorCode::InvalidDpopProof,

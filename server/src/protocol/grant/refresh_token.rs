@@ -58,7 +58,7 @@ pub async fn refresh(
         }
     }
 
-    let minter = Minter::from_core(core).bound(dpop);
+    let minter = Minter::from_core(core).bound(dpop).for_client(&auth.client);
     let outcome = core
         .store
         .run(move |c| {

@@ -1,0 +1,311 @@
+//! OpenID Provider rules of the HEART and iGov profiles over HTTP: pairwise subject identifiers
+//! (HEART-OIDC-05, IGOV-OIDC-10), signed UserInfo (HEART-OIDC-06, IGOV-OIDC-12), the ID token's
+//! claims (HEART-OIDC-04, IGOV-OIDC-09) and iGov's authentication-request rules (IGOV-OIDC-02,
+//! -03, -08).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custodia_tests::*;
+use serde_json::{Value, json};
+
+use crate::grant::{ID_TOKEN_FORMAT, PW, UMA_GRANT, owner_session, uma_token};
+use crate::grant_rules::{introspect_with_pat, permission_sets, register, set, share_with, ticket};
+
+/// The header and the payload of a compact JWT, unverified.
+fn parts(jwt: &str) -> (Value, Value) {
+    let seg = |i: usize| {
+        jwt.split('.')
+            .nth(i)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    (seg(0), seg(1))
+}
+
+/// Verify a JWT of Custodia's against its published JWKS; the payload.
+async fn verified(srv: &TestServer, jwt: &str) -> Value {
+    let (header, payload) = parts(jwt);
+    let kid = header["kid"].as_str().unwrap_or_default();
+    let jwks = get_json(&srv.url("/jwks")).await;
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["kid"] == json!(kid)))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
+    let jwk = josekit::jwk::Jwk::from_map(key).unwrap_or_else(|e| panic!("{e}"));
+    let alg = header["alg"].as_str().unwrap_or_default();
+    let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
+        "RS256" => Box::new(
+            josekit::jws::RS256
+                .verifier_from_jwk(&jwk)
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+        "PS256" => Box::new(
+            josekit::jws::PS256
+                .verifier_from_jwk(&jwk)
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+        "ES256" => Box::new(
+            josekit::jws::ES256
+                .verifier_from_jwk(&jwk)
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+        other => panic!("unexpected alg {other}"),
+    };
+    josekit::jwt::decode_with_verifier(jwt, verifier.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+    payload
+}
+
+async fn userinfo(srv: &TestServer, token: &str, accept: Option<&str>) -> (u16, String, String) {
+    let mut req = http().get(srv.url("/userinfo")).bearer_auth(token);
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (s, ct, resp.text().await.unwrap_or_default())
+}
+
+fn pairwise_client(host: &str, name: &str) -> Value {
+    json!({
+        "client_name": name,
+        "redirect_uris": [format!("https://{host}/cb"), format!("https://{host}/claims")],
+        "claims_redirect_uris": [format!("https://{host}/claims")],
+        "grant_types": ["authorization_code", UMA_GRANT],
+        "scope": "openid profile",
+        "subject_type": "pairwise",
+    })
+}
+
+// HEART-OIDC-05, IGOV-OIDC-10: pairwise subject identifiers — one `sub` per sector (the host of
+// the redirect URIs), another in every other sector, never the public one; UserInfo agrees with
+// the ID token; a pairwise ID token pushed as a UMA claim token still names the person the owner
+// shared with.
+both!(pairwise_subject_identifiers, |srv| {
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    assert_eq!(d["subject_types_supported"], json!(["public", "pairwise"]));
+    for (meta, wanted) in [
+        (
+            json!({"redirect_uris": ["https://a.example/cb", "https://b.example/cb"], "subject_type": "pairwise"}),
+            "one host",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "subject_type": "pairwise", "sector_identifier_uri": "https://a.example/sector.json"}),
+            "sector_identifier_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "subject_type": "anonymous"}),
+            "`public` or `pairwise`",
+        ),
+    ] {
+        match srv.try_add_client(meta).await {
+            Err((code, d)) => {
+                assert_eq!(code, "invalid_client_metadata", "{d}");
+                assert!(d.contains(wanted), "{d}");
+            }
+            Ok(v) => panic!("registered: {v}"),
+        }
+    }
+    let alice = srv.add_user("alice", PW).await;
+    let bob = srv.add_user("bob", PW).await;
+    let a1 = TestClient::from_json(&srv.add_client(pairwise_client("a.example", "A one")).await);
+    let a2 = TestClient::from_json(&srv.add_client(pairwise_client("a.example", "A two")).await);
+    let b = TestClient::from_json(&srv.add_client(pairwise_client("b.example", "B")).await);
+    let public = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Public subjects",
+            "redirect_uris": ["https://a.example/cb"],
+            "scope": "openid",
+        }))
+        .await,
+    );
+    let mut subs = vec![];
+    for (c, host) in [
+        (&a1, "a.example"),
+        (&a2, "a.example"),
+        (&b, "b.example"),
+        (&public, "a.example"),
+    ] {
+        let t =
+            code_flow_tokens_at(&srv, c, "bob", PW, "openid", &format!("https://{host}/cb")).await;
+        let id = verified(&srv, t["id_token"].as_str().unwrap_or_default()).await;
+        let sub = id["sub"].as_str().unwrap_or_default().to_string();
+        let (s, _, body) =
+            userinfo(&srv, t["access_token"].as_str().unwrap_or_default(), None).await;
+        assert_eq!(s, 200, "{body}");
+        let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(info["sub"], json!(sub), "UserInfo and the ID token agree");
+        subs.push(sub);
+    }
+    assert_eq!(subs[0], subs[1], "one sector, one identifier");
+    assert_ne!(subs[0], subs[2], "two sectors, two identifiers");
+    assert_eq!(subs[3], bob, "public clients see the user id");
+    assert!(
+        subs[0] != bob && subs[2] != bob && !subs[0].contains(&bob),
+        "{subs:?}"
+    );
+
+    // The pairwise ID token pushed as a claim token: the owner's share with bob applies.
+    let rs = srv.rs_client("Photos").await;
+    let pat = srv.pat(&rs, "alice", PW).await;
+    let photo = register(&srv, &pat, "Photo", &["view"]).await;
+    let owner = owner_session(&srv, "alice").await;
+    share_with(&srv, &owner, &photo, &bob, &["view"]).await;
+    let t = code_flow_tokens_at(&srv, &a1, "bob", PW, "openid", "https://a.example/cb").await;
+    let bob_id = t["id_token"].as_str().unwrap_or_default().to_string();
+    let tk = ticket(&srv, &pat, &[(photo.as_str(), &["view"])]).await;
+    let (s, v) = uma_token(
+        &srv,
+        &a1,
+        &[
+            ("ticket", &tk),
+            ("claim_token", &bob_id),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let seen =
+        introspect_with_pat(&srv, &pat, v["access_token"].as_str().unwrap_or_default()).await;
+    assert_eq!(
+        permission_sets(&seen),
+        vec![set(&photo, &["view"])],
+        "{seen}"
+    );
+    // Another client cannot push it (the token's audience is A's).
+    let tk = ticket(&srv, &pat, &[(photo.as_str(), &["view"])]).await;
+    let (s, v) = uma_token(
+        &srv,
+        &b,
+        &[
+            ("ticket", &tk),
+            ("claim_token", &bob_id),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("need_info")), "{v}");
+    let _ = alice;
+});
+
+// HEART-OIDC-06, IGOV-OIDC-12: UserInfo as a signed JWT (`iss`, `aud`, the granted claims only)
+// for a client that registered `userinfo_signed_response_alg` or asks with
+// `Accept: application/jwt`; JSON otherwise. HEART-OIDC-04, IGOV-OIDC-09: the ID token carries
+// `jti`, `nbf`, `acr` and `amr`.
+both!(signed_userinfo_and_id_token_claims, |srv| {
+    srv.add_user("alice", PW).await;
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    let alg = d["id_token_signing_alg_values_supported"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(d["userinfo_signing_alg_values_supported"], json!([alg]));
+    assert_eq!(
+        d["acr_values_supported"],
+        json!(["urn:custodia:acr:password"])
+    );
+    match srv
+        .try_add_client(json!({"redirect_uris": ["https://client.example/cb"], "userinfo_signed_response_alg": "none"}))
+        .await
+    {
+        Err((code, d)) => assert_eq!(code, "invalid_client_metadata", "{d}"),
+        Ok(v) => panic!("registered: {v}"),
+    }
+    let signed = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Signed UserInfo",
+            "redirect_uris": ["https://client.example/cb"],
+            "scope": "openid email",
+            "userinfo_signed_response_alg": alg,
+        }))
+        .await,
+    );
+    let t = code_flow_tokens(&srv, &signed, "alice", PW, "openid email").await;
+    let (s, ct, body) = userinfo(&srv, t["access_token"].as_str().unwrap_or_default(), None).await;
+    assert_eq!((s, ct.as_str()), (200, "application/jwt"), "{body}");
+    let (header, _) = parts(&body);
+    assert_eq!(header["alg"], json!(alg));
+    let claims = verified(&srv, &body).await;
+    assert_eq!(claims["iss"], json!(srv.core.issuer()));
+    assert_eq!(claims["aud"], json!(signed.id));
+    assert_eq!(claims["email"], json!("alice@example.org"));
+    assert!(
+        claims.get("name").is_none() && claims.get("preferred_username").is_none(),
+        "{claims}"
+    );
+
+    let id = verified(&srv, t["id_token"].as_str().unwrap_or_default()).await;
+    assert_eq!(id["acr"], json!("urn:custodia:acr:password"));
+    assert_eq!(id["amr"], json!(["pwd"]));
+    assert!(
+        id["nbf"]
+            .as_i64()
+            .is_some_and(|n| n <= id["iat"].as_i64().unwrap_or(0)),
+        "{id}"
+    );
+    assert!(id["jti"].as_str().is_some_and(|j| j.len() >= 43), "{id}");
+    assert!(id.get("vot").is_none());
+
+    let plain = srv.web_client().await;
+    let t = code_flow_tokens(&srv, &plain, "alice", PW, "openid").await;
+    let at = t["access_token"].as_str().unwrap_or_default();
+    let (s, ct, body) = userinfo(&srv, at, None).await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let (s, ct, body2) = userinfo(&srv, at, Some("application/jwt")).await;
+    assert_eq!((s, ct.as_str()), (200, "application/jwt"), "{body2}");
+    let claims = verified(&srv, &body2).await;
+    let json_sub = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["sub"].clone();
+    assert_eq!(claims["sub"], json_sub);
+    assert_eq!(claims["aud"], json!(plain.id));
+});
+
+// IGOV-OIDC-03, -08, -09: under `igov` requested `acr_values` must be met (the ID token's `acr`
+// is one of them), and `vtr` (not offered) never comes with `acr_values`.
+both!(igov_authentication_context, [
+    "CUSTODIA_PROFILE" => "igov",
+], |srv| {
+    let client = srv
+        .add_key_client(json!({
+            "client_name": "Gov app",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid",
+            "dpop_bound_access_tokens": true,
+        }))
+        .await;
+    let (_, challenge) = pkce();
+    let base = [
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "s1"),
+        ("nonce", "n1"),
+    ];
+    for (extra, status, wanted) in [
+        (vec![("acr_values", "urn:example:loa:4")], 400, "can be met"),
+        (vec![("vtr", "[\"P1.Cc\"]"), ("acr_values", "urn:custodia:acr:password")], 400, "together"),
+        (vec![("vtr", "[\"P1.Cc\"]")], 400, "not supported"),
+        (vec![("acr_values", "urn:example:loa:4 urn:custodia:acr:password")], 200, ""),
+    ] {
+        let mut q = base.to_vec();
+        q.extend(extra.iter().copied());
+        let resp = browser()
+            .get(authorize_url(&srv, &client, &q))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), status, "{extra:?}");
+        assert!(resp.headers().get("location").is_none());
+        let body = resp.text().await.unwrap_or_default();
+        assert!(body.contains(wanted), "{extra:?}: {body}");
+    }
+});
