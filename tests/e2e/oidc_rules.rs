@@ -309,3 +309,125 @@ both!(igov_authentication_context, [
         assert!(body.contains(wanted), "{extra:?}: {body}");
     }
 });
+
+/// A JWS of `claims` signed with `key` (ES256, `kid` `k1`).
+fn signed(key: &josekit::jwk::Jwk, claims: Value) -> String {
+    let mut h = josekit::jws::JwsHeader::new();
+    h.set_key_id("k1");
+    let p = josekit::jwt::JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signer = josekit::jws::ES256
+        .signer_from_jwk(key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The status and body of the page `/authorize` answers with these parameters.
+async fn authorize_page(
+    srv: &TestServer,
+    client: &TestClient,
+    q: &[(&str, &str)],
+) -> (u16, String) {
+    let resp = browser()
+        .get(authorize_url(srv, client, q))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    assert!(resp.headers().get("location").is_none(), "{q:?}");
+    (s, resp.text().await.unwrap_or_default())
+}
+
+// HEART-OIDC-07, IGOV-OIDC-13: a request object signed with the client's registered key is
+// honoured — its members supersede the query's (here the query's scope is one the client may not
+// have; the object's is) through sign-in and consent to the ID token's `nonce`. A bad signature,
+// `alg: none`, another client's name, an expired object, a client without keys and
+// `request_uri` are refused with pages naming the problem.
+both!(signed_request_objects, [
+    "CUSTODIA_PROFILE" => "heart",
+], |srv| {
+    srv.add_user("alice", PW).await;
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    assert_eq!(d["request_parameter_supported"], json!(true));
+    assert_eq!(d["request_uri_parameter_supported"], json!(false));
+    assert_eq!(d["request_object_signing_alg_values_supported"], json!(["RS256", "PS256", "ES256"]));
+    let client = srv
+        .add_key_client(json!({
+            "client_name": "Keyed app",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid profile",
+        }))
+        .await;
+    let key = client.key.clone().unwrap_or_else(|| panic!("no key"));
+    let (verifier, challenge) = pkce();
+    let now = srv.core.now();
+    let object = |extra: Value| {
+        let mut c = json!({
+            "iss": client.id, "aud": srv.core.issuer(), "client_id": client.id,
+            "response_type": "code", "redirect_uri": "https://client.example/cb",
+            "scope": "openid profile", "nonce": "signed-nonce", "state": "signed-state",
+            "code_challenge": challenge, "code_challenge_method": "S256", "exp": now + 300,
+        });
+        if let (Some(o), Value::Object(e)) = (c.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        c
+    };
+    let good = signed(&key, object(json!({})));
+    let loc = authorize_and_allow(&srv, &client, &[("request", good.as_str())], "alice", PW).await;
+    let back = query(&loc);
+    assert_eq!(back.get("state").map(String::as_str), Some("signed-state"), "{loc}");
+    let code = back.get("code").cloned().unwrap_or_else(|| panic!("no code in {loc}"));
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["scope"], json!("openid profile"));
+    let (_, id) = parts(t["id_token"].as_str().unwrap_or_default());
+    assert_eq!(id["nonce"], json!("signed-nonce"));
+
+    let stranger = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));
+    let forged = signed(&stranger.to_jwk_private_key(), object(json!({})));
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(object(json!({})).to_string())
+    );
+    let other = signed(&key, object(json!({"client_id": "someone-else"})));
+    let expired = signed(&key, object(json!({"exp": now - 10})));
+    for (request, wanted) in [
+        (forged.as_str(), "does not verify"),
+        (unsigned.as_str(), "must be signed with one of"),
+        (other.as_str(), "names another client"),
+        (expired.as_str(), "expired"),
+    ] {
+        let (s, body) = authorize_page(&srv, &client, &[("request", request)]).await;
+        assert_eq!(s, 400, "{wanted}");
+        assert!(body.contains(wanted), "{wanted}: {body}");
+    }
+    let (s, body) = authorize_page(&srv, &client, &[("request_uri", "https://client.example/ro.jwt")]).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("`request_uri` is not supported"), "{body}");
+    let public = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Public app",
+            "application_type": "native",
+            "redirect_uris": ["https://client.example/cb"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid",
+        }))
+        .await,
+    );
+    let (s, body) = authorize_page(&srv, &public, &[("request", good.as_str())]).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("no registered keys"), "{body}");
+});

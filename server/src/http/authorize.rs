@@ -179,7 +179,7 @@ async fn authorize_with(
         Ok(p) => p,
         Err(e) => return error::page(&e),
     };
-    let ar = match authorize::validate(&state.core, params).await {
+    let ar = match authorize::validate(&state.core, params, now).await {
         Ok(a) => a,
         Err(e) => return error::page(&e),
     };
@@ -208,7 +208,7 @@ async fn form_and_request(
     }
     let raw =
         Params::parse(form.get("request").unwrap_or("").as_bytes()).map_err(|e| error::page(&e))?;
-    let ar = authorize::validate(&state.core, raw)
+    let ar = authorize::validate(&state.core, raw, state.core.now())
         .await
         .map_err(|e| error::page(&e))?;
     Ok((form, ar))

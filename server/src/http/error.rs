@@ -115,6 +115,8 @@ mod tests {
             (ErrorCode::RequestSubmitted, 403),
             (ErrorCode::InvalidPolicy, 400),
             (ErrorCode::InvalidDpopProof, 400),
+            (ErrorCode::InvalidRequestObject, 400),
+            (ErrorCode::RequestUriNotSupported, 400),
             (ErrorCode::SlowDown, 429),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),

@@ -59,14 +59,10 @@ fn page_err(code: ErrorCode, d: impl Into<String>) -> OAuthError {
     OAuthError::new(code, d)
 }
 
-/// Validate an authorization request. Every error is for a 400 page, never a redirect.
-pub async fn validate(core: &Core, raw: Params) -> Result<AuthRequest, OAuthError> {
-    if raw.contains("request") || raw.contains("request_uri") {
-        return Err(page_err(
-            ErrorCode::InvalidRequest,
-            "request objects (`request`, `request_uri`) are not supported",
-        ));
-    }
+/// Validate an authorization request (with its request object's members in force,
+/// [`super::request_object`]). Every error is for a 400 page, never a redirect.
+pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest, OAuthError> {
+    let raw = super::request_object::apply(core, raw, now).await?;
     let client_id = raw.require("client_id")?.to_string();
     if client_id.len() > 256 {
         return Err(page_err(ErrorCode::InvalidRequest, "unknown client"));

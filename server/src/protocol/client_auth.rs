@@ -233,14 +233,9 @@ async fn private_key_jwt(
             client.auth_method
         )));
     }
-    let jwks = client_jwks(core, &client, false).await?;
-    let mut verified = verify_with(&jwks, &alg, kid.as_deref(), jwt);
-    if verified.is_none() && client.metadata.jwks_uri.is_some() {
-        // An unknown key may mean the client rotated: refetch once (rate-limited by the cache).
-        let jwks = client_jwks(core, &client, true).await?;
-        verified = verify_with(&jwks, &alg, kid.as_deref(), jwt);
-    }
-    let claims = verified.ok_or_else(|| bad("signature does not verify with the client's keys"))?;
+    let claims = verify_signed_by(core, &client, &alg, kid.as_deref(), jwt)
+        .await?
+        .ok_or_else(|| bad("signature does not verify with the client's keys"))?;
 
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
     if s("iss") != Some(client.id.as_str()) || s("sub") != Some(client.id.as_str()) {
@@ -296,6 +291,26 @@ async fn private_key_jwt(
         client,
         method: "private_key_jwt",
     })
+}
+
+/// Verify a JWS that `client` signed with `alg` (already checked against the profile) with one of
+/// its registered keys (`jwks`, or `jwks_uri` refetched once when no key verifies — the client may
+/// have rotated): the claims, or `None` when no key verifies. Client assertions and request
+/// objects (OpenID Connect Core §6.1) share it.
+pub async fn verify_signed_by(
+    core: &Core,
+    client: &Client,
+    alg: &str,
+    kid: Option<&str>,
+    jwt: &str,
+) -> Result<Option<serde_json::Map<String, Value>>, OAuthError> {
+    let jwks = client_jwks(core, client, false).await?;
+    let mut verified = verify_with(&jwks, alg, kid, jwt);
+    if verified.is_none() && client.metadata.jwks_uri.is_some() {
+        let jwks = client_jwks(core, client, true).await?;
+        verified = verify_with(&jwks, alg, kid, jwt);
+    }
+    Ok(verified)
 }
 
 fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {

@@ -87,7 +87,8 @@ pub fn metadata(core: &Core) -> Value {
         "acr_values_supported": [super::tokens::ACR_PASSWORD],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": false,
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": p.client_assertion_algs,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
     });

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     InvalidPolicy,
     /// RFC 9449 §5: a missing or invalid DPoP proof (400 at the token endpoint).
     InvalidDpopProof,
+    /// OpenID Connect Core §3.1.2.6: the `request` object is invalid (signature, claims).
+    InvalidRequestObject,
+    /// OpenID Connect Core §3.1.2.6: `request_uri` is not supported.
+    RequestUriNotSupported,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -75,6 +79,8 @@ impl ErrorCode {
             ErrorCode::RequestSubmitted => "request_submitted",
             ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::InvalidRequestObject => "invalid_request_object",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -244,6 +250,8 @@ mod tests {
             ErrorCode::RequestSubmitted,
             ErrorCode::InvalidPolicy,
             ErrorCode::InvalidDpopProof,
+            ErrorCode::InvalidRequestObject,
+            ErrorCode::RequestUriNotSupported,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

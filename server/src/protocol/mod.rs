@@ -27,6 +27,7 @@ pub mod policies;
 pub mod protection;
 pub mod ratelimit;
 pub mod registration;
+pub mod request_object;
 pub mod resources;
 pub mod revoke;
 pub mod scope;

@@ -66,6 +66,19 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("parameter `{key}` is missing")))
     }
 
+    /// These parameters with `overrides` in place of (or beside) their own: a request object's
+    /// members supersede the query's (OpenID Connect Core §6.3.3).
+    pub fn overridden_by(&self, overrides: Vec<(String, String)>) -> Params {
+        let mut out: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .cloned()
+            .collect();
+        out.extend(overrides);
+        Params(out)
+    }
+
     /// Back to urlencoded form (for carrying an authorization request through login and consent).
     pub fn encode(&self) -> String {
         serde_urlencoded::to_string(&self.0).unwrap_or_default()

@@ -1,0 +1,126 @@
+//! Request objects at the authorization endpoint (OpenID Connect Core §6.1, §6.3; HEART-OIDC-07,
+//! IGOV-OIDC-13): the `request` parameter is a JWS the client signed with one of its registered
+//! keys (`jwks` or `jwks_uri`), with an algorithm the profile accepts for client signatures (never
+//! `none` or a MAC). Its members supersede the query's; the query must still name the client, and
+//! the object may not name another. `iss`, when present, is the client; `aud`, when present, names
+//! Custodia; `exp` and `nbf` are honoured. The verified object stays in the request carried
+//! through sign-in and consent, so every step reads the signed values again, not the browser's.
+//!
+//! `request_uri` is not offered (`request_uri_not_supported`), nor are encrypted request objects.
+
+use serde_json::Value;
+
+use super::Core;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+
+/// Members a request object may not carry.
+const FORBIDDEN: &[&str] = &["request", "request_uri"];
+
+fn invalid(d: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequestObject, d)
+}
+
+/// The authorization request with its request object's members in force, or the request as it is
+/// when it has none.
+pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthError> {
+    if raw.contains("request_uri") {
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "`request_uri` is not supported; send the request object by value in `request`",
+        ));
+    }
+    let Some(jwt) = raw.get("request").map(str::to_string) else {
+        return Ok(raw);
+    };
+    let client_id = raw.require("client_id")?.to_string();
+    if client_id.len() > 256 {
+        return Err(OAuthError::invalid_request("unknown client"));
+    }
+    let Some(client) = super::clients::find(core, &client_id).await? else {
+        return Err(OAuthError::invalid_request("unknown client"));
+    };
+    if jwt.split('.').count() == 5 {
+        return Err(invalid("encrypted request objects are not supported"));
+    }
+    let header = josekit::jwt::decode_header(&jwt)
+        .map_err(|_| invalid("the request object is not a JWS"))?;
+    let alg = header
+        .claim("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !core
+        .config
+        .profile
+        .client_assertion_algs
+        .contains(&alg.as_str())
+    {
+        return Err(invalid(format!(
+            "request objects must be signed with one of {}",
+            core.config.profile.client_assertion_algs.join(", ")
+        )));
+    }
+    if client.metadata.jwks.is_none() && client.metadata.jwks_uri.is_none() {
+        return Err(invalid(
+            "this client has no registered keys to sign request objects with",
+        ));
+    }
+    let kid = header
+        .claim("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let claims = super::client_auth::verify_signed_by(core, &client, &alg, kid.as_deref(), &jwt)
+        .await
+        .map_err(|_| invalid("the client's keys could not be read"))?
+        .ok_or_else(|| {
+            invalid("the request object's signature does not verify with the client's keys")
+        })?;
+
+    let s = |k: &str| claims.get(k).and_then(Value::as_str);
+    if claims.contains_key("client_id") && s("client_id") != Some(client.id.as_str()) {
+        return Err(invalid("the request object names another client"));
+    }
+    if claims.contains_key("iss") && s("iss") != Some(client.id.as_str()) {
+        return Err(invalid("the request object's `iss` must be the client id"));
+    }
+    let aud_ok = match claims.get("aud") {
+        None => true,
+        Some(Value::String(a)) => a == core.issuer(),
+        Some(Value::Array(v)) => v.iter().any(|a| a.as_str() == Some(core.issuer())),
+        Some(_) => false,
+    };
+    if !aud_ok {
+        return Err(invalid("the request object's `aud` must name this server"));
+    }
+    if claims
+        .get("exp")
+        .is_some_and(|e| e.as_i64().is_none_or(|e| e <= now))
+    {
+        return Err(invalid("the request object has expired"));
+    }
+    if claims
+        .get("nbf")
+        .is_some_and(|n| n.as_i64().is_none_or(|n| n > now + 60))
+    {
+        return Err(invalid("the request object is not valid yet"));
+    }
+    let mut members = vec![];
+    for (k, v) in &claims {
+        if FORBIDDEN.contains(&k.as_str()) {
+            return Err(invalid(format!("a request object must not contain `{k}`")));
+        }
+        // JWT claims of the object itself, not authorization request parameters.
+        if ["iss", "aud", "exp", "nbf", "iat", "jti"].contains(&k.as_str()) {
+            continue;
+        }
+        let text = match v {
+            Value::String(t) => t.clone(),
+            Value::Number(n) => n.to_string(),
+            // `claims` (OpenID Connect Core §5.5) and other structured members keep their JSON.
+            other => other.to_string(),
+        };
+        members.push((k.clone(), text));
+    }
+    Ok(raw.overridden_by(members))
+}
