@@ -129,6 +129,9 @@ pub struct Config {
     /// Accept `http` loopback redirect URIs for web clients (development on one machine: a
     /// resource server on `http://127.0.0.1:…`). Off by default; logged at WARN when on.
     pub insecure_loopback_http_redirects: bool,
+    /// RFC 9449 §8: DPoP proofs at the token endpoint must carry a nonce Custodia issued
+    /// (`DPoP-Nonce`); off by default.
+    pub dpop_nonce: bool,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub workers: Option<usize>,
@@ -214,6 +217,7 @@ pub struct RawConfig {
     pub rate_login_per_minute: Option<u32>,
     pub rate_protection_per_second: Option<u32>,
     pub insecure_loopback_http_redirects: Option<bool>,
+    pub dpop_nonce: Option<bool>,
     pub trusted_issuers: Option<Vec<TrustedIssuer>>,
     pub log_format: Option<String>,
     pub log: Option<String>,
@@ -273,6 +277,7 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
         "insecure_loopback_http_redirects",
         "false",
     ),
+    ("CUSTODIA_DPOP_NONCE", "dpop_nonce", "false"),
     ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
     ("CUSTODIA_LOG", "log", "info"),
     ("CUSTODIA_WORKERS", "workers", "the number of cores"),
@@ -329,14 +334,19 @@ impl RawConfig {
                         bad(name, format!("not a JSON array of trusted issuers: {e}"))
                     })?)
                 }
-                "insecure_loopback_http_redirects" => {
-                    self.insecure_loopback_http_redirects = Some(match v.trim() {
+                "insecure_loopback_http_redirects" | "dpop_nonce" => {
+                    let flag = match v.trim() {
                         "true" | "1" => true,
                         "false" | "0" => false,
                         other => {
                             return Err(bad(name, format!("`{other}` is not `true` or `false`")));
                         }
-                    })
+                    };
+                    if *key == "dpop_nonce" {
+                        self.dpop_nonce = Some(flag);
+                    } else {
+                        self.insecure_loopback_http_redirects = Some(flag);
+                    }
                 }
                 "log_format" => self.log_format = Some(v),
                 "log" => self.log = Some(v),
@@ -565,6 +575,7 @@ impl RawConfig {
             insecure_loopback_http_redirects: self
                 .insecure_loopback_http_redirects
                 .unwrap_or(false),
+            dpop_nonce: self.dpop_nonce.unwrap_or(false),
             trusted_issuers,
             log_format,
             log_filter,

@@ -94,15 +94,13 @@ fn load_or_create_kek_file(path: &Path) -> Result<[u8; 32], KeyError> {
 }
 
 /// HMAC-SHA-512(KEK, label): a key for another purpose than encrypting signing keys, independent
-/// of the KEK's own use.
-fn derive_pairwise_key(kek: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+/// of the KEK's own use and of every other label's.
+fn derive_key(kek: &[u8; 32], label: &[u8]) -> Result<[u8; 64], KeyError> {
     let jose = |e: openssl::error::ErrorStack| KeyError::Jose(e.to_string());
     let key = openssl::pkey::PKey::hmac(kek).map_err(jose)?;
     let mut signer =
         openssl::sign::Signer::new(openssl::hash::MessageDigest::sha512(), &key).map_err(jose)?;
-    signer
-        .update(b"custodia pairwise subject identifiers v1")
-        .map_err(jose)?;
+    signer.update(label).map_err(jose)?;
     let mac = signer.sign_to_vec().map_err(jose)?;
     let mut out = [0u8; 64];
     if mac.len() != out.len() {
@@ -236,6 +234,9 @@ pub struct KeyRing {
     /// The AES-256-SIV key of pairwise subject identifiers, derived from the key-encryption key
     /// (HMAC-SHA-512 with a fixed label), so it is as stable as the KEK itself.
     pairwise: Arc<[u8; 64]>,
+    /// The MAC key of DPoP nonces, derived from the KEK the same way: every instance sharing the
+    /// KEK accepts the nonces of the others.
+    dpop_nonce: Arc<[u8; 64]>,
 }
 
 /// Verification failures of our own tokens.
@@ -262,7 +263,11 @@ impl KeyRing {
                 jwks: Value::Null,
             }))),
             kek: Arc::new(kek),
-            pairwise: Arc::new(derive_pairwise_key(&kek)?),
+            pairwise: Arc::new(derive_key(
+                &kek,
+                b"custodia pairwise subject identifiers v1",
+            )?),
+            dpop_nonce: Arc::new(derive_key(&kek, b"custodia dpop nonces v1")?),
         };
         ring.reload_sync(store, now)?;
         let needs_key = {
@@ -383,6 +388,19 @@ impl KeyRing {
     /// The key of pairwise subject identifiers ([`crate::protocol::subjects`]).
     pub(crate) fn pairwise_key(&self) -> &[u8; 64] {
         &self.pairwise
+    }
+
+    /// HMAC-SHA-256 of `data` under the DPoP nonce key, truncated to 128 bits
+    /// ([`crate::protocol::dpop::nonce`]).
+    pub(crate) fn dpop_nonce_mac(&self, data: &[u8]) -> Option<[u8; 16]> {
+        let key = openssl::pkey::PKey::hmac(&self.dpop_nonce[..]).ok()?;
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).ok()?;
+        signer.update(data).ok()?;
+        let mac = signer.sign_to_vec().ok()?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(mac.get(..16)?);
+        Some(out)
     }
 
     pub fn signing_alg(&self) -> Option<String> {

@@ -75,6 +75,27 @@ pub(crate) fn proof_at(
     josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A token-endpoint proof carrying `nonce`.
+fn proof_with_nonce(srv: &TestServer, k: &Key, nonce: &str) -> String {
+    let mut h = JwsHeader::new();
+    h.set_token_type("dpop+jwt");
+    h.set_jwk(k.public.clone());
+    let mut p = JwtPayload::new();
+    for (c, v) in [
+        ("jti", json!(uuid::Uuid::new_v4().to_string())),
+        ("htm", json!("POST")),
+        ("htu", json!(srv.url("/token"))),
+        ("iat", json!(srv.core.now())),
+        ("nonce", json!(nonce)),
+    ] {
+        let _ = p.set_claim(c, Some(v));
+    }
+    let signer = jws::ES256
+        .signer_from_jwk(&k.private)
+        .unwrap_or_else(|e| panic!("{e}"));
+    josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn proof(srv: &TestServer, k: &Key, htm: &str, path: &str, access_token: Option<&str>) -> String {
     proof_at(k, htm, &srv.url(path), access_token, srv.core.now())
 }
@@ -614,4 +635,62 @@ both!(dpop_jkt_binds_the_code, |srv| {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status().as_u16(), 400);
+});
+
+/// A `client_credentials` request with one `DPoP` header: status, the `DPoP-Nonce` header, body.
+async fn token_nonce(
+    srv: &TestServer,
+    client: &TestClient,
+    proof: &str,
+) -> (u16, Option<String>, Value) {
+    let resp = http()
+        .post(srv.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .header("DPoP", proof)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = resp.status().as_u16();
+    let n = resp
+        .headers()
+        .get("dpop-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (s, n, resp.json().await.unwrap_or(Value::Null))
+}
+
+// DPOP-08 (RFC 9449 §8): with `CUSTODIA_DPOP_NONCE` on, a proof without a nonce, with a made-up
+// one or with one from two windows ago is refused with `use_dpop_nonce` and a fresh `DPoP-Nonce`;
+// a proof with the nonce given is accepted (and the answer carries the next nonce). Off, no nonce
+// is asked for or sent.
+both!(server_nonces, [
+    "CUSTODIA_DPOP_NONCE" => "true",
+], |srv| {
+    let client = srv.service_client().await;
+    let k = key();
+    let (s, nonce, v) = token_nonce(&srv, &client, &proof(&srv, &k, "POST", "/token", None)).await;
+    assert_eq!((s, err(&v)), (400, "use_dpop_nonce"), "{v}");
+    let nonce = nonce.unwrap_or_else(|| panic!("no DPoP-Nonce with {v}"));
+    let (s, again, v) = token_nonce(&srv, &client, &proof_with_nonce(&srv, &k, "made-up")).await;
+    assert_eq!((s, err(&v)), (400, "use_dpop_nonce"), "{v}");
+    assert!(again.is_some());
+    let (s, next, v) = token_nonce(&srv, &client, &proof_with_nonce(&srv, &k, &nonce)).await;
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+    assert!(next.is_some());
+    // Ten minutes on, that nonce is stale; the one just sent works.
+    srv.core.clock.advance(660);
+    let (s, fresh, v) = token_nonce(&srv, &client, &proof_with_nonce(&srv, &k, &nonce)).await;
+    assert_eq!((s, err(&v)), (400, "use_dpop_nonce"), "{v}");
+    let fresh = fresh.unwrap_or_default();
+    let (s, _, v) = token_nonce(&srv, &client, &proof_with_nonce(&srv, &k, &fresh)).await;
+    assert_eq!(s, 200, "{v}");
+});
+
+both!(no_nonces_by_default, |srv| {
+    let client = srv.service_client().await;
+    let (s, nonce, v) =
+        token_nonce(&srv, &client, &proof(&srv, &key(), "POST", "/token", None)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(nonce, None);
 });

@@ -157,18 +157,19 @@ pub async fn token(
         // a header that is not visible ASCII still counts: it fails as a malformed proof
         .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .collect();
-    match grant::token(
-        &state.core,
-        &params,
-        authorization(&req),
-        &dpop,
-        state.core.now(),
-    )
-    .await
-    {
+    let now = state.core.now();
+    let mut resp = match grant::token(&state.core, &params, authorization(&req), &dpop, now).await {
         Ok(t) => no_store_json(StatusCode::OK, &t),
         Err(e) => error::oauth(&e),
+    };
+    // RFC 9449 §8: a fresh nonce with every answer (with `use_dpop_nonce` it is the one to use).
+    if state.core.config.dpop_nonce
+        && let Ok(v) = header::HeaderValue::from_str(&dpop::nonce(&state.core, now))
+    {
+        resp.headers_mut()
+            .insert(header::HeaderName::from_static("dpop-nonce"), v);
     }
+    resp
 }
 
 /// RFC 7662.

@@ -115,6 +115,7 @@ mod tests {
             (ErrorCode::RequestSubmitted, 403),
             (ErrorCode::InvalidPolicy, 400),
             (ErrorCode::InvalidDpopProof, 400),
+            (ErrorCode::UseDpopNonce, 400),
             (ErrorCode::InvalidRequestObject, 400),
             (ErrorCode::RequestUriNotSupported, 400),
             (ErrorCode::SlowDown, 429),

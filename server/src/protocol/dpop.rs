@@ -39,6 +39,41 @@ const MAX_LEN: usize = 8192;
 pub struct Proof {
     pub jkt: String,
     pub jti: String,
+    /// The proof's `nonce` claim, if any (RFC 9449 §8).
+    pub nonce: Option<String>,
+}
+
+/// How long a nonce Custodia issued stays good: the window it was made in and the next one.
+const NONCE_WINDOW: i64 = 300;
+
+/// A DPoP nonce for proofs to the token endpoint (RFC 9449 §8): the time window and a MAC of it
+/// under a key derived from the KEK, so it needs no storage and every instance accepts every
+/// other's; good for 5 to 10 minutes.
+pub fn nonce(core: &Core, now: i64) -> String {
+    let window = now.div_euclid(NONCE_WINDOW).to_be_bytes();
+    let mut raw = window.to_vec();
+    raw.extend_from_slice(&core.keys.dpop_nonce_mac(&window).unwrap_or_default());
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Whether `value` is a nonce [`nonce`] made in this window or the last.
+pub fn nonce_ok(core: &Core, value: &str, now: i64) -> bool {
+    let Ok(raw) = URL_SAFE_NO_PAD.decode(value) else {
+        return false;
+    };
+    let (Some(window), Some(mac)) = (raw.get(..8), raw.get(8..)) else {
+        return false;
+    };
+    let Ok(bytes) = <[u8; 8]>::try_from(window) else {
+        return false;
+    };
+    let w = i64::from_be_bytes(bytes);
+    let current = now.div_euclid(NONCE_WINDOW);
+    (w == current || w == current - 1)
+        && core
+            .keys
+            .dpop_nonce_mac(window)
+            .is_some_and(|m| crate::secrets::ct_eq(&m, mac))
 }
 
 fn bad(why: impl Into<String>) -> OAuthError {
@@ -170,6 +205,7 @@ pub fn check_with(
         Proof {
             jkt,
             jti: jti.to_string(),
+            nonce: s("nonce").map(str::to_string),
         },
         iat,
     ))

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     InvalidPolicy,
     /// RFC 9449 §5: a missing or invalid DPoP proof (400 at the token endpoint).
     InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the nonce sent in the `DPoP-Nonce` header.
+    UseDpopNonce,
     /// OpenID Connect Core §3.1.2.6: the `request` object is invalid (signature, claims).
     InvalidRequestObject,
     /// OpenID Connect Core §3.1.2.6: `request_uri` is not supported.
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::RequestSubmitted => "request_submitted",
             ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::InvalidRequestObject => "invalid_request_object",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::SlowDown => "slow_down",
@@ -250,6 +253,7 @@ mod tests {
             ErrorCode::RequestSubmitted,
             ErrorCode::InvalidPolicy,
             ErrorCode::InvalidDpopProof,
+            ErrorCode::UseDpopNonce,
             ErrorCode::InvalidRequestObject,
             ErrorCode::RequestUriNotSupported,
             ErrorCode::SlowDown,

@@ -71,7 +71,29 @@ pub async fn token(
         }
         None
     } else {
-        Some(super::dpop::verify(core, dpop, "POST", &core.config.url("/token"), None, now).await?)
+        let proof =
+            super::dpop::verify(core, dpop, "POST", &core.config.url("/token"), None, now).await?;
+        // RFC 9449 §8: with nonces on, a proof carries one Custodia issued (the HTTP layer sends
+        // a fresh one in `DPoP-Nonce` with every token response).
+        if core.config.dpop_nonce
+            && !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|n| super::dpop::nonce_ok(core, n, now))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::UseDpopNonce,
+                match proof.nonce {
+                    Some(_) => {
+                        "the DPoP proof's `nonce` is not a current one: use the `DPoP-Nonce` of this response"
+                    }
+                    None => {
+                        "the DPoP proof must carry a `nonce`: use the `DPoP-Nonce` of this response"
+                    }
+                },
+            ));
+        }
+        Some(proof)
     };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let mut result = match grant_type {
