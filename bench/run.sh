@@ -8,7 +8,9 @@
 #   ALGS="ES256" bench/run.sh     one algorithm
 #   PARTS="tickets" bench/run.sh  only some parts: oauth (token/introspection/discovery), tickets
 #                                 (UMA permission endpoint, RS256 PAT), grant (the UMA grant with a
-#                                 pushed ID token; POLICIES="1 100 10000", GRANT_CONNS=32), peer
+#                                 pushed ID token; POLICIES="1 100 10000", GRANT_CONNS=32),
+#                                 grant-heart (the same under heart-fhir: a PCT, private_key_jwt,
+#                                 DPoP-bound RS256 RPTs; needs Python's cryptography), peer
 #
 # Needs: wrk (installed by the peer script through apt-get when missing), node and npm (the peer and
 # the summary table), curl. Results land in $WORK (printed at the start).
@@ -104,6 +106,57 @@ print(f"custodia UMA grant, {sys.argv[2]} policies: median {med('rps'):.0f} gran
 PY
     unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_LOG PAT RESOURCE_ID ID_TOKEN \
       CLIENT_ID CLIENT_SECRET TICKET_DIR CUSTODIA_RATE_TOKEN_PER_SECOND CUSTODIA_RATE_TOKEN_BURST
+  done
+fi
+
+# --- the UMA grant under heart-fhir: private_key_jwt clients, a PCT, DPoP-bound RS256 RPTs -------
+if has grant-heart; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
+  for n in ${POLICIES:-1 100 10000}; do
+    d=$WORK/custodia-grant-heart-$n; rm -rf "$d"; mkdir -p "$d"
+    export CUSTODIA_DATABASE_URL="sqlite://$d/custodia.db" CUSTODIA_BIND="127.0.0.1:$PORT" \
+      CUSTODIA_ISSUER="http://127.0.0.1:$PORT" CUSTODIA_LOG=warn CUSTODIA_PROFILE=heart-fhir \
+      CUSTODIA_RATE_TOKEN_PER_SECOND=1000000 CUSTODIA_RATE_TOKEN_BURST=1000000
+    for u in owner party; do
+      echo 'bench-password-123' | "$BIN" user add --username $u --email $u@example.org \
+        --email-verified --password-stdin >/dev/null
+    done
+    python3 "$ROOT/bench/heart_setup.py" keys "$d/keys"
+    "$BIN" client add --name "bench FHIR server" --grant-type authorization_code \
+      --grant-type refresh_token --redirect-uri https://rs.example/cb --scope "openid uma_protection" \
+      --auth-method private_key_jwt --jwks "@$d/keys/rs.jwks.json" > "$d/rs.json"
+    "$BIN" client add --name "bench clinic app" --grant-type urn:ietf:params:oauth:grant-type:uma-ticket \
+      --claims-redirect-uri https://client.example/claims --scope openid \
+      --auth-method private_key_jwt --jwks "@$d/keys/app.jwks.json" > "$d/app.json"
+    j() { python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+    "$BIN" serve > "$d/server.log" 2>&1 & spid=$!
+    for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+    python3 "$ROOT/bench/heart_setup.py" setup "$d/keys" "http://127.0.0.1:$PORT" \
+      "$(j "$d/rs.json" client_id)" "$(j "$d/app.json" client_id)" owner party bench-password-123 \
+      "$n" > "$d/setup.json"
+    export PAT=$(j "$d/setup.json" pat) RESOURCE_ID=$(j "$d/setup.json" resource_id) \
+      PCT=$(j "$d/setup.json" pct)
+    for rep in warm 1 2 3; do
+      export TICKET_DIR=$d/tickets-$rep; mkdir -p "$TICKET_DIR"
+      wrk -t2 -c32 -d4s -s "$ROOT/bench/tickets.lua" "http://127.0.0.1:$PORT/uma/permission" >/dev/null
+      python3 "$ROOT/bench/heart_setup.py" requests "$d/keys" "http://127.0.0.1:$PORT" \
+        "$(j "$d/app.json" client_id)" "$TICKET_DIR"
+      dur=10s; [ $rep = warm ] && dur=5s
+      out=$(wrk -t2 -c${GRANT_CONNS:-32} -d$dur --latency -s "$ROOT/bench/grant_heart.lua" "http://127.0.0.1:$PORT/token" | grep BENCH_RESULT)
+      [ $rep = warm ] || echo "$out" | tee -a "$d/results.txt"
+    done
+    kill "$spid"; wait "$spid" 2>/dev/null || true
+    python3 - "$d/results.txt" "$n" <<'PY'
+import re, statistics, sys
+rows = [dict(re.findall(r"(\w+)=([\d.]+)", l)) for l in open(sys.argv[1])]
+med = lambda k: statistics.median(float(r[k]) for r in rows)
+print(f"custodia UMA grant under heart-fhir (PCT, private_key_jwt, DPoP), {sys.argv[2]} policies: "
+      f"median {med('rps'):.0f} grants/s, p50 {med('p50_ms'):.2f} ms, p99 {med('p99_ms'):.2f} ms, "
+      f"errors {sum(int(r['non2xx']) + int(r['bad_body']) + int(r['sock_err']) for r in rows)}")
+PY
+    unset CUSTODIA_DATABASE_URL CUSTODIA_BIND CUSTODIA_ISSUER CUSTODIA_LOG CUSTODIA_PROFILE PAT \
+      RESOURCE_ID PCT TICKET_DIR CUSTODIA_RATE_TOKEN_PER_SECOND CUSTODIA_RATE_TOKEN_BURST
   done
 fi
 

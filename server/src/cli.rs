@@ -93,6 +93,10 @@ pub struct ClientAdd {
     /// web (default) or native.
     #[arg(long = "application-type")]
     pub application_type: Option<String>,
+    /// A UMA claims redirect URI (repeatable): where the claims interaction endpoint may send the
+    /// requesting party back (UMA Grant §3.3.2).
+    #[arg(long = "claims-redirect-uri")]
+    pub claims_redirect_uris: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,6 +268,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 jwks,
                 jwks_uri: a.jwks_uri.clone(),
                 application_type: a.application_type.clone(),
+                claims_redirect_uris: a.claims_redirect_uris.clone(),
                 ..Default::default()
             };
             let store = open_store(&c)?;

@@ -290,6 +290,48 @@ async fn readme_walkthrough_with_cli_made_user_and_client() {
         None,
     );
     one_line_exit_2(&out, "redirect URI");
+    // A UMA client with its claims redirect URI (UMA Grant §3.3.2).
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "client",
+            "add",
+            "--name",
+            "clinic",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:uma-ticket",
+            "--claims-redirect-uri",
+            "https://clinic.example/claims",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uma: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        uma["claims_redirect_uris"],
+        serde_json::json!(["https://clinic.example/claims"])
+    );
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "client",
+            "add",
+            "--name",
+            "bad claims",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:uma-ticket",
+            "--claims-redirect-uri",
+            "http://clinic.example/claims",
+        ],
+        None,
+    );
+    one_line_exit_2(&out, "redirect URI");
 
     let out = custodia(
         dir.path(),

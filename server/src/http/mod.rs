@@ -143,24 +143,20 @@ async fn housekeeping(state: Arc<AppState>) {
         tick.tick().await;
         let core = state.core.clone();
         let now = state.core.now();
+        // Expired rows go through the store's single writer (no contention for SQLite's write
+        // lock with it); then the keys are reloaded (a rotation on another instance).
+        if let Err(e) = state.core.store.prune(now).await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
         let res = tokio::task::spawn_blocking(move || {
             core.keys
                 .reload_sync(&core.store, now)
-                .map_err(|e| e.to_string())?;
-            core.store
-                .run_sync(|c| {
-                    crate::store::grants::prune(c, now)?;
-                    crate::store::sessions::prune(c, now)?;
-                    crate::store::uma::prune(c, now)?;
-                    crate::store::grant::prune(c, now)?;
-                    crate::store::keys::prune(c, now).map(|_| ())
-                })
                 .map_err(|e| e.to_string())
         })
         .await;
         match res {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "key reload failed"),
             Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
         }
         state.core.limits.shrink();

@@ -18,7 +18,6 @@ use super::clients::Client;
 use super::error::OAuthError;
 use super::params::Params;
 use crate::secrets::{ct_eq, hash_str};
-use crate::store::sessions as session_repo;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -280,10 +279,7 @@ async fn private_key_jwt(
         return Err(bad("`jti` is too long"));
     }
     let id = client.id.clone();
-    let fresh = core
-        .store
-        .run(move |c| session_repo::use_jti(c, &id, &jti, exp + 60))
-        .await?;
+    let fresh = core.store.use_jti(id, jti, exp + 60).await?;
     if !fresh {
         return Err(bad("`jti` was used before"));
     }

@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::Core;
 use super::error::{ErrorCode, OAuthError};
-use crate::store::sessions;
 
 /// The proof algorithms accepted (advertised as `dpop_signing_alg_values_supported`).
 pub const ALGS: &[&str] = &["ES256", "RS256", "PS256"];
@@ -225,10 +224,7 @@ pub async fn verify(
     let (proof, iat) = check_with(headers, method, url, access_token, now, algs)?;
     let scope = format!("dpop:{}", target(url).unwrap_or_default());
     let (jti, until) = (format!("{}:{}", proof.jkt, proof.jti), iat + MAX_AGE + SKEW);
-    let fresh = core
-        .store
-        .run(move |c| sessions::use_jti(c, &scope, &jti, until))
-        .await?;
+    let fresh = core.store.use_jti(scope, jti, until).await?;
     if !fresh {
         return Err(bad("this DPoP proof was used before"));
     }

@@ -273,6 +273,34 @@ impl Store {
             .map(|_| ())
     }
 
+    /// Record a one-time `jti` under `issuer` (a client, or a DPoP target) until `expires_at`,
+    /// group-committed like access-token records: `true` when it was new, `false` for a replay.
+    pub async fn use_jti(
+        &self,
+        issuer: String,
+        jti: String,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        match self
+            .recorder
+            .record(recorder::Record::Jti(issuer, jti, expires_at))
+            .await?
+        {
+            recorder::Reply::Fresh(f) => Ok(f),
+            other => Err(StoreError::Task(format!(
+                "the writer answered {other:?} to a jti"
+            ))),
+        }
+    }
+
+    /// Delete what expired before `now` (every table housekeeping keeps short), through the writer.
+    pub async fn prune(&self, now: i64) -> Result<(), StoreError> {
+        self.recorder
+            .record(recorder::Record::Prune(now))
+            .await
+            .map(|_| ())
+    }
+
     /// Store a permission ticket (group-committed like access-token records).
     pub async fn record_ticket(&self, ticket: uma::NewTicket) -> Result<(), StoreError> {
         self.recorder
@@ -294,6 +322,9 @@ impl Store {
         {
             recorder::Reply::Consumed(row) => Ok(row),
             recorder::Reply::Done => Ok(None),
+            recorder::Reply::Fresh(_) => Err(StoreError::Task(
+                "the writer answered a jti reply to a ticket".into(),
+            )),
         }
     }
 

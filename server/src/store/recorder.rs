@@ -1,6 +1,7 @@
 //! The single writer of the hot paths: access-token records (`client_credentials`, RPTs),
-//! permission tickets (the permission endpoint, ticket rotation), ticket consumption and the
-//! grant's rows (RPT grounds, PCTs, decisions).
+//! permission tickets (the permission endpoint, ticket rotation), ticket consumption, the
+//! grant's rows (RPT grounds, PCTs, decisions), one-time `jti`s (client assertions, DPoP
+//! proofs) and the housekeeping deletes of expired rows.
 //!
 //! Every access token's `jti` must be recorded before the token is handed out (so introspection and
 //! revocation see it), and every ticket must be stored before it is returned. Under load, one
@@ -30,6 +31,13 @@ pub enum Record {
     Consume(String, i64),
     /// What the grant writes with a decision: an RPT's record and grounds, a PCT, the audit row.
     Grant(Box<GrantRows>),
+    /// Record a one-time `jti` (`issuer` or scope, `jti`, `expires_at`): client assertions and DPoP
+    /// proofs; the reply says whether it was new.
+    Jti(String, String, i64),
+    /// Housekeeping: delete what expired before `now`. Through the writer, so the minute's deletes
+    /// never contend with it for SQLite's write lock (a writer that meets a held lock sleeps in
+    /// SQLite's busy backoff — 1, 2, 5 … 100 ms — and every queued request with it).
+    Prune(i64),
 }
 
 /// The rows of one grant decision, committed together.
@@ -46,6 +54,8 @@ pub struct GrantRows {
 pub enum Reply {
     Done,
     Consumed(Option<TicketRow>),
+    /// A `jti` was new (`true`) or seen before.
+    Fresh(bool),
 }
 
 type Job = (Record, oneshot::Sender<Result<Reply, StoreError>>);
@@ -89,6 +99,8 @@ fn kind(r: &Record) -> u8 {
         Record::Ticket(_) => 1,
         Record::Consume(..) => 2,
         Record::Grant(_) => 3,
+        Record::Jti(..) => 4,
+        Record::Prune(_) => 5,
     }
 }
 
@@ -116,7 +128,7 @@ where
         };
         // Each kind is its own batch, so a failing batch of one kind never leaves another half
         // committed and retried.
-        let mut groups: [Vec<Job>; 4] = Default::default();
+        let mut groups: [Vec<Job>; 6] = Default::default();
         for j in jobs {
             groups[kind(&j.0) as usize].push(j);
         }
@@ -199,6 +211,25 @@ fn run_batch(conn: &mut DbConn, rows: &[Record]) -> Result<Vec<Reply>, StoreErro
                 }
             }
             grant::insert_grant_rows(conn, &access, &grounds, &pcts, &decisions)?;
+            Ok(rows.iter().map(|_| Reply::Done).collect())
+        }
+        Record::Jti(..) => {
+            let batch: Vec<(String, String, i64)> = rows
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Jti(i, j, e) => Some((i.clone(), j.clone(), *e)),
+                    _ => None,
+                })
+                .collect();
+            let fresh = super::sessions::use_jtis(conn, &batch)?;
+            Ok(fresh.into_iter().map(Reply::Fresh).collect())
+        }
+        Record::Prune(now) => {
+            super::grants::prune(conn, *now)?;
+            super::sessions::prune(conn, *now)?;
+            super::uma::prune(conn, *now)?;
+            super::grant::prune(conn, *now)?;
+            super::keys::prune(conn, *now)?;
             Ok(rows.iter().map(|_| Reply::Done).collect())
         }
     }

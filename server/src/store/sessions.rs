@@ -3,6 +3,8 @@
 
 use diesel::prelude::*;
 
+use crate::with_tx;
+
 use super::schema::{initial_access_tokens, sessions, used_jtis};
 use super::{DbConn, StoreError, conflict_or};
 use crate::with_conn;
@@ -37,22 +39,29 @@ pub fn delete(conn: &mut DbConn, id_hash: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Record a `jti` once: `Ok(false)` when it was seen before (a replay). One insert against the
-/// primary key, so it holds across instances.
-pub fn use_jti(
+/// Record a batch of `(issuer, jti, expires_at)` in one transaction (the writer's batch): for each,
+/// whether it was new — one insert against the primary key each, so a replay is caught across
+/// instances. `ON CONFLICT DO NOTHING` keeps a replay from aborting the transaction
+/// (PostgreSQL) and counts as a replay; the same `jti` twice in one batch is new only once.
+pub fn use_jtis(
     conn: &mut DbConn,
-    issuer: &str,
-    jti: &str,
-    expires_at: i64,
-) -> Result<bool, StoreError> {
-    let r = with_conn!(conn, c => diesel::insert_into(used_jtis::table)
-        .values((used_jtis::issuer.eq(issuer), used_jtis::jti.eq(jti), used_jtis::expires_at.eq(expires_at)))
-        .execute(c));
-    match r.map_err(conflict_or) {
-        Ok(_) => Ok(true),
-        Err(StoreError::Conflict) => Ok(false),
-        Err(e) => Err(e),
-    }
+    batch: &[(String, String, i64)],
+) -> Result<Vec<bool>, StoreError> {
+    Ok(with_tx!(conn, c => {
+        let mut out = Vec::with_capacity(batch.len());
+        for (issuer, jti, expires_at) in batch {
+            let n = diesel::insert_into(used_jtis::table)
+                .values((
+                    used_jtis::issuer.eq(issuer),
+                    used_jtis::jti.eq(jti),
+                    used_jtis::expires_at.eq(*expires_at),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            out.push(n == 1);
+        }
+        Ok::<_, diesel::result::Error>(out)
+    })?)
 }
 
 pub fn insert_initial_access_token(
