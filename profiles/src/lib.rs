@@ -106,6 +106,9 @@ pub struct Profile {
     /// (IGOV-OIDC-02), `vtr` and `acr_values` do not come together (-03), and requested
     /// `acr_values` must be met, since the ID token's `acr` must be one of them (-09).
     pub strict_oidc_requests: bool,
+    /// Members a software statement must carry (HEART-OAUTH-26, IGOV-OAUTH-30); when the list is
+    /// not empty the statement must also carry the client's keys (`jwks` or `jwks_uri`).
+    pub software_statement_members: &'static [&'static str],
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -152,6 +155,7 @@ pub const DEFAULT: Profile = Profile {
     resource_servers_apart: false,
     endpoints_require_client_auth: false,
     strict_oidc_requests: false,
+    software_statement_members: &[],
 };
 
 /// A week: the metadata cache lifetime HEART and iGov recommend.
@@ -198,6 +202,8 @@ pub const HEART: Profile = Profile {
     resource_servers_apart: true,
     endpoints_require_client_auth: true,
     strict_oidc_requests: false,
+    // HEART-OAUTH-26.
+    software_statement_members: &["redirect_uris", "grant_types", "client_name", "client_uri"],
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -252,6 +258,16 @@ pub const IGOV: Profile = Profile {
     resource_servers_apart: true,
     endpoints_require_client_auth: true,
     strict_oidc_requests: true,
+    // IGOV-OAUTH-30 (mTLS is not offered, so `tls_client_certificate_bound_access_tokens` is
+    // required present, and must be false).
+    software_statement_members: &[
+        "redirect_uris",
+        "grant_types",
+        "client_name",
+        "client_uri",
+        "tls_client_certificate_bound_access_tokens",
+        "dpop_signing_alg_values_supported",
+    ],
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];
@@ -370,6 +386,39 @@ impl Profile {
                 "HEART-OAUTH-41",
                 format!(
                     "under the `{}` profile a resource server (`uma_protection`) is a client of its own: it cannot also register the `{g}` grant",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enforcement point: dynamic registration with a software statement. `members`: the
+    /// statement's claim names. The profile's required members must be there, and then the
+    /// client's keys too (HEART-OAUTH-26, IGOV-OAUTH-30).
+    pub fn check_software_statement(&self, members: &[&str]) -> Result<(), Violation> {
+        let rule = "HEART-OAUTH-26, IGOV-OAUTH-30";
+        if let Some(m) = self
+            .software_statement_members
+            .iter()
+            .find(|m| !members.contains(m))
+        {
+            return Err(violation(
+                rule,
+                format!(
+                    "the `{}` profile requires `{m}` in software statements",
+                    self.name
+                ),
+            ));
+        }
+        if !self.software_statement_members.is_empty()
+            && !members.contains(&"jwks")
+            && !members.contains(&"jwks_uri")
+        {
+            return Err(violation(
+                rule,
+                format!(
+                    "the `{}` profile requires the client's keys (`jwks` or `jwks_uri`) in software statements",
                     self.name
                 ),
             ));
@@ -701,6 +750,27 @@ mod tests {
                 .check_client_role(&s(&["openid"]), &code, false)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn software_statement_members() {
+        let heart = [
+            "redirect_uris",
+            "grant_types",
+            "client_name",
+            "client_uri",
+            "jwks",
+        ];
+        assert!(HEART.check_software_statement(&heart).is_ok());
+        assert!(DEFAULT.check_software_statement(&[]).is_ok());
+        // Missing `client_uri`; missing keys.
+        let v = HEART.check_software_statement(&heart[..3]);
+        assert!(v.is_err_and(|v| v.description.contains("`client_uri`")));
+        let v = HEART.check_software_statement(&heart[..4]);
+        assert!(v.is_err_and(|v| v.description.contains("keys")));
+        // iGov also asks for the sender-constraint members.
+        let v = IGOV.check_software_statement(&heart);
+        assert!(v.is_err_and(|v| v.description.contains("tls_client_certificate_bound")));
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct Config {
     /// Other OpenID Providers whose ID tokens about requesting parties Custodia accepts (pushed
     /// claim tokens, and sign-in at the claims interaction endpoint when a client id is set).
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Issuers whose signed software statements (RFC 7591 §2.3) dynamic registration accepts.
+    pub software_statement_issuers: Vec<StatementIssuer>,
     /// Accept `http` loopback redirect URIs for web clients (development on one machine: a
     /// resource server on `http://127.0.0.1:…`). Off by default; logged at WARN when on.
     pub insecure_loopback_http_redirects: bool,
@@ -162,6 +164,17 @@ pub struct TrustedIssuer {
     /// "practitioner_id"`). Unmapped claims keep their names.
     #[serde(default)]
     pub claims: std::collections::BTreeMap<String, String>,
+}
+
+/// An issuer of software statements (RFC 7591 §2.3; HEART-OAUTH-26, IGOV-OAUTH-30): who vouches
+/// for client software, and the public keys its statements are signed with.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementIssuer {
+    /// The `iss` of its statements.
+    pub issuer: String,
+    /// Its public signing keys, a JWK set.
+    pub jwks: serde_json::Value,
 }
 
 impl std::fmt::Debug for TrustedIssuer {
@@ -219,6 +232,7 @@ pub struct RawConfig {
     pub insecure_loopback_http_redirects: Option<bool>,
     pub dpop_nonce: Option<bool>,
     pub trusted_issuers: Option<Vec<TrustedIssuer>>,
+    pub software_statement_issuers: Option<Vec<StatementIssuer>>,
     pub log_format: Option<String>,
     pub log: Option<String>,
     pub workers: Option<usize>,
@@ -278,6 +292,11 @@ pub const ENV_SETTINGS: &[(&str, &str, &str)] = &[
         "false",
     ),
     ("CUSTODIA_DPOP_NONCE", "dpop_nonce", "false"),
+    (
+        "CUSTODIA_SOFTWARE_STATEMENT_ISSUERS",
+        "software_statement_issuers",
+        "none (a JSON array of {issuer, jwks})",
+    ),
     ("CUSTODIA_LOG_FORMAT", "log_format", "text"),
     ("CUSTODIA_LOG", "log", "info"),
     ("CUSTODIA_WORKERS", "workers", "the number of cores"),
@@ -328,6 +347,12 @@ impl RawConfig {
                 "rate_login_per_minute" => self.rate_login_per_minute = Some(parse_num(name, &v)?),
                 "rate_protection_per_second" => {
                     self.rate_protection_per_second = Some(parse_num(name, &v)?)
+                }
+                "software_statement_issuers" => {
+                    self.software_statement_issuers =
+                        Some(serde_json::from_str(&v).map_err(|e| {
+                            bad(name, format!("not a JSON array of {{issuer, jwks}}: {e}"))
+                        })?)
                 }
                 "trusted_issuers" => {
                     self.trusted_issuers = Some(serde_json::from_str(&v).map_err(|e| {
@@ -442,6 +467,17 @@ impl RawConfig {
             return Err(bad("CUSTODIA_SESSION_TTL", "must be above 0 seconds"));
         }
 
+        let software_statement_issuers =
+            self.software_statement_issuers.clone().unwrap_or_default();
+        for i in &software_statement_issuers {
+            let keys = i.jwks.get("keys").and_then(serde_json::Value::as_array);
+            if i.issuer.is_empty() || keys.is_none_or(|k| k.is_empty()) {
+                return Err(bad(
+                    "CUSTODIA_SOFTWARE_STATEMENT_ISSUERS",
+                    "each issuer needs a non-empty `issuer` and a JWK set with keys",
+                ));
+            }
+        }
         let trusted_issuers = self.trusted_issuers.clone().unwrap_or_default();
         for t in &trusted_issuers {
             let ok = url::Url::parse(&t.issuer).ok().is_some_and(|u| {
@@ -577,6 +613,7 @@ impl RawConfig {
                 .unwrap_or(false),
             dpop_nonce: self.dpop_nonce.unwrap_or(false),
             trusted_issuers,
+            software_statement_issuers,
             log_format,
             log_filter,
             workers: self.workers,

@@ -687,6 +687,39 @@ both!(server_nonces, [
     assert_eq!(s, 200, "{v}");
 });
 
+// DPOP-08 with `private_key_jwt`: the nonce challenge comes before client authentication, so the
+// client retries the very same request body (its assertion unspent) with a new proof.
+both!(nonce_retry_keeps_the_assertion, [
+    "CUSTODIA_DPOP_NONCE" => "true",
+], |srv| {
+    let client = srv
+        .add_key_client(json!({"client_name": "Keyed", "grant_types": ["client_credentials"], "scope": "api:read"}))
+        .await;
+    let k = key();
+    let mut form = vec![("grant_type", "client_credentials".to_string())];
+    form.extend(client.auth_fields(&srv.url("/token")));
+    let send = |proof: String| {
+        let form = form.clone();
+        let srv = &srv;
+        async move {
+            let resp = http()
+                .post(srv.url("/token"))
+                .header("DPoP", proof)
+                .form(&form)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let s = resp.status().as_u16();
+            let n = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_string);
+            (s, n, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, nonce, v) = send(proof(&srv, &k, "POST", "/token", None)).await;
+    assert_eq!((s, err(&v)), (400, "use_dpop_nonce"), "{v}");
+    let (s, _, v) = send(proof_with_nonce(&srv, &k, &nonce.unwrap_or_default())).await;
+    assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
+});
+
 both!(no_nonces_by_default, |srv| {
     let client = srv.service_client().await;
     let (s, nonce, v) =

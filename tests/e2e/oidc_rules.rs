@@ -173,12 +173,18 @@ both!(pairwise_subject_identifiers, |srv| {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    let seen =
-        introspect_with_pat(&srv, &pat, v["access_token"].as_str().unwrap_or_default()).await;
+    let rpt = v["access_token"].as_str().unwrap_or_default();
+    let seen = introspect_with_pat(&srv, &pat, rpt).await;
     assert_eq!(
         permission_sets(&seen),
         vec![set(&photo, &["view"])],
         "{seen}"
+    );
+    // The RPT and the access token the client holds name bob by its pairwise `sub` too.
+    assert_eq!(parts(rpt).1["sub"], json!(subs[0]));
+    assert_eq!(
+        parts(t["access_token"].as_str().unwrap_or_default()).1["sub"],
+        json!(subs[0])
     );
     // Another client cannot push it (the token's audience is A's).
     let tk = ticket(&srv, &pat, &[(photo.as_str(), &["view"])]).await;
@@ -194,6 +200,49 @@ both!(pairwise_subject_identifiers, |srv| {
     .await;
     assert_eq!((s, v["error"].as_str()), (403, Some("need_info")), "{v}");
     let _ = alice;
+});
+
+// HEART-OIDC-05: a dynamically registered pairwise client cannot move to another sector or to
+// public identifiers through RFC 7592 (it would read identifiers meant for others).
+both!(pairwise_clients_keep_their_sector, [
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+], |srv| {
+    let resp = http()
+        .post(srv.url("/register"))
+        .json(&json!({"client_name": "Pairwise", "redirect_uris": ["https://a.example/cb"],
+            "subject_type": "pairwise", "token_endpoint_auth_method": "none", "application_type": "native"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let uri = v["registration_client_uri"].as_str().unwrap_or_default().to_string();
+    let rat = v["registration_access_token"].as_str().unwrap_or_default().to_string();
+    let id = v["client_id"].as_str().unwrap_or_default().to_string();
+    let base = json!({"client_id": id, "client_name": "Pairwise", "token_endpoint_auth_method": "none", "application_type": "native"});
+    for (change, what) in [
+        (json!({"redirect_uris": ["https://victim.example/cb"], "subject_type": "pairwise"}), "sector"),
+        (json!({"redirect_uris": ["https://a.example/cb"], "subject_type": "public"}), "type"),
+        (json!({"redirect_uris": ["https://a.example/cb"]}), "type, by omission"),
+    ] {
+        let mut body = base.clone();
+        if let (Some(o), Value::Object(c)) = (body.as_object_mut(), change) {
+            o.extend(c);
+        }
+        let resp = http().put(&uri).bearer_auth(&rat).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let s = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")), "{what}: {v}");
+        assert!(v["error_description"].as_str().unwrap_or_default().contains("cannot change"), "{v}");
+    }
+    // The same sector (another path on the host) is fine.
+    let mut body = base.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.insert("redirect_uris".into(), json!(["https://a.example/other"]));
+        o.insert("subject_type".into(), json!("pairwise"));
+    }
+    let resp = http().put(&uri).bearer_auth(&rat).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
 });
 
 // HEART-OIDC-06, IGOV-OIDC-12: UserInfo as a signed JWT (`iss`, `aud`, the granted claims only)
@@ -413,10 +462,12 @@ both!(signed_request_objects, [
         let (s, body) = authorize_page(&srv, &client, &[("request", request)]).await;
         assert_eq!(s, 400, "{wanted}");
         assert!(body.contains(wanted), "{wanted}: {body}");
+        assert!(body.contains("invalid_request_object"), "{wanted}: {body}");
     }
     let (s, body) = authorize_page(&srv, &client, &[("request_uri", "https://client.example/ro.jwt")]).await;
     assert_eq!(s, 400);
     assert!(body.contains("`request_uri` is not supported"), "{body}");
+    assert!(body.contains("request_uri_not_supported"), "{body}");
     let public = TestClient::from_json(
         &srv.add_client(json!({
             "client_name": "Public app",
@@ -430,4 +481,50 @@ both!(signed_request_objects, [
     let (s, body) = authorize_page(&srv, &public, &[("request", good.as_str())]).await;
     assert_eq!(s, 400);
     assert!(body.contains("no registered keys"), "{body}");
+});
+
+// HEART-OAUTH-46, IGOV-OAUTH-43: an authorization request without `scope` gets the client's
+// registered scopes (the documented default, listed on the consent page); a scope the client did
+// not register → `invalid_scope`.
+both!(default_scopes, [
+    "CUSTODIA_PROFILE" => "heart",
+], |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv
+        .add_key_client(json!({
+            "client_name": "Defaults",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid profile",
+        }))
+        .await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(
+        &srv,
+        &client,
+        &[
+            ("scope", ""),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+        "alice",
+        PW,
+    )
+    .await;
+    let code = query(&loc).remove("code").unwrap_or_else(|| panic!("no code in {loc}"));
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!((s, &t["scope"]), (200, &json!("openid profile")), "{t}");
+    let (s, body) = authorize_page(&srv, &client, &[("scope", "openid email")]).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("scope `email` is not registered"), "{body}");
 });

@@ -446,6 +446,8 @@ both!(heart_introspection_and_revocation, [
         }))
         .await,
     );
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    assert_eq!(d["revocation_endpoint_auth_methods_supported"], json!(["private_key_jwt"]));
     let (s, v) = post_form(&srv, "/revoke", None, &[("token", at.clone()), ("client_id", public.id.clone())]).await;
     assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
     let (s, _) = post_form(&srv, "/revoke", None, &with_assertion(&srv, &service, "/revoke", &at)).await;
@@ -507,6 +509,12 @@ both!(igov_tokens_are_sender_constrained, [
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
     assert_eq!(claims["cnf"]["jkt"], json!(crate::dpop::jkt(&k)), "{claims}");
+    // IGOV-OAUTH-44: a client that is not a protected resource cannot introspect, not even its
+    // own token.
+    let at = v["access_token"].as_str().unwrap_or_default();
+    let (s, v) = post_form(&srv, "/introspect", None, &with_assertion(&srv, &app, "/introspect", at)).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
+    assert!(v["error_description"].as_str().unwrap_or_default().contains("only resource servers"), "{v}");
 });
 
 // HEART-OAUTH-18, IGOV-OAUTH-22: a `jwks_uri` is fetched at registration and must serve a JWK
@@ -555,4 +563,107 @@ both!(jwks_uri_checked_at_registration, [
     let (s, v) = register(&srv, metadata("/jwks")).await;
     assert_eq!(s, 201, "{v}");
     handle.stop(true).await;
+});
+
+/// A software statement: `claims` signed ES256 by `key` (`kid` `ss1`).
+fn statement(key: &josekit::jwk::Jwk, claims: Value) -> String {
+    let mut h = josekit::jws::JwsHeader::new();
+    h.set_key_id("ss1");
+    let p = josekit::jwt::JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signer = josekit::jws::ES256
+        .signer_from_jwk(key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    josekit::jwt::encode_with_signer(&p, &h, &signer).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The software-statement issuer of the test below: its key pair, made once per process.
+fn statement_issuer() -> &'static (josekit::jwk::Jwk, String) {
+    static ISSUER: std::sync::OnceLock<(josekit::jwk::Jwk, String)> = std::sync::OnceLock::new();
+    ISSUER.get_or_init(|| {
+        let pair = josekit::jws::ES256
+            .generate_key_pair()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut public = pair.to_jwk_public_key();
+        public.set_key_id("ss1");
+        let setting = json!([{
+            "issuer": "https://statements.example",
+            "jwks": {"keys": [Value::Object(public.as_ref().clone())]},
+        }])
+        .to_string();
+        (pair.to_jwk_private_key(), setting)
+    })
+}
+
+// HEART-OAUTH-26, RFC 7591 §2.3: dynamic registration with a software statement from a trusted
+// issuer — its members win over the ones sent in the clear, it is returned, and the consent page
+// names its issuer (HEART-OAUTH-27, IGOV-OAUTH-31, with how long access lasts); a statement
+// without a member the profile requires, one from an issuer not trusted here, one with a bad
+// signature, and a client claiming an issuer itself are refused or ignored.
+both!(software_statements, [
+    "CUSTODIA_PROFILE" => "heart",
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+    "CUSTODIA_SOFTWARE_STATEMENT_ISSUERS" => statement_issuer().1.as_str(),
+], |srv| {
+    srv.add_user("alice", "correct horse battery").await;
+    let (key, _) = statement_issuer();
+    let client_key = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));
+    let mut client_jwk = client_key.to_jwk_public_key();
+    client_jwk.set_key_id("k1");
+    let members = json!({
+        "iss": "https://statements.example",
+        "redirect_uris": ["https://client.example/cb"],
+        "grant_types": ["authorization_code"],
+        "client_name": "Vouched app",
+        "client_uri": "https://client.example",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [Value::Object(client_jwk.as_ref().clone())]},
+        "scope": "openid",
+    });
+    let good = statement(key, members.clone());
+    let (s, v) = register(&srv, json!({
+        "software_statement": good,
+        "client_name": "Name in the clear",
+        "redirect_uris": ["https://client.example/cb"],
+    }))
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["client_name"], json!("Vouched app"), "the statement's members win");
+    assert_eq!(v["software_statement"], json!(good));
+    let vouched = TestClient::from_json(&v);
+    let page = consent_page(&srv, &vouched, "alice").await;
+    assert!(page.contains("https://statements.example"), "{page}");
+    assert!(page.contains("Access lasts up to 10 minutes"), "the test server's access-token lifetime: {page}");
+
+    let mut without_uri = members.clone();
+    if let Some(o) = without_uri.as_object_mut() {
+        o.remove("client_uri");
+    }
+    let stranger = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));
+    let mut other_issuer = members.clone();
+    other_issuer["iss"] = json!("https://elsewhere.example");
+    for (statement_jwt, code, wanted) in [
+        (statement(key, without_uri), "invalid_software_statement", "`client_uri`"),
+        (statement(key, other_issuer), "unapproved_software_statement", "elsewhere.example"),
+        (statement(&stranger.to_jwk_private_key(), members.clone()), "invalid_software_statement", "signature"),
+        ("not-a-jws".to_string(), "invalid_software_statement", "compact JWS"),
+    ] {
+        let (s, v) = register(&srv, json!({"software_statement": statement_jwt, "redirect_uris": ["https://client.example/cb"]})).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some(code)), "{wanted}: {v}");
+        assert!(v["error_description"].as_str().unwrap_or_default().contains(wanted), "{v}");
+    }
+
+    // A client cannot vouch for itself.
+    let (s, v) = register(&srv, json!({
+        "client_name": "Self-vouched",
+        "redirect_uris": ["https://client.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+        "software_statement_issuer": "https://statements.example",
+    }))
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v.get("software_statement_issuer").is_none(), "{v}");
+    let page = consent_page(&srv, &TestClient::from_json(&v), "alice").await;
+    assert!(!page.contains("statements.example"), "{page}");
 });

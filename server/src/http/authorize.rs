@@ -125,6 +125,11 @@ fn consent_page(
     let page = ConsentPage {
         client_name: ar.client.name(),
         dynamic: ar.client.dynamically_registered,
+        statement_issuer: ar.client.metadata.software_statement_issuer.as_deref(),
+        duration: authorize::describe_duration(
+            &state.core,
+            ar.client.allows_grant("refresh_token"),
+        ),
         username: &user.username,
         scopes: ar
             .scopes

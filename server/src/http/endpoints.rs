@@ -164,7 +164,8 @@ pub async fn token(
     };
     // RFC 9449 §8: a fresh nonce with every answer (with `use_dpop_nonce` it is the one to use).
     if state.core.config.dpop_nonce
-        && let Ok(v) = header::HeaderValue::from_str(&dpop::nonce(&state.core, now))
+        && let Some(n) = dpop::nonce(&state.core, now)
+        && let Ok(v) = header::HeaderValue::from_str(&n)
     {
         resp.headers_mut()
             .insert(header::HeaderName::from_static("dpop-nonce"), v);
@@ -393,7 +394,7 @@ pub async fn register_update(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match registration::update(&state.core, row, &body).await {
+    match registration::update(&state.core, row, &body, state.core.now()).await {
         Ok(v) => no_store_json(StatusCode::OK, &v),
         Err(e) => error::oauth(&e),
     }

@@ -118,6 +118,8 @@ mod tests {
             (ErrorCode::UseDpopNonce, 400),
             (ErrorCode::InvalidRequestObject, 400),
             (ErrorCode::RequestUriNotSupported, 400),
+            (ErrorCode::InvalidSoftwareStatement, 400),
+            (ErrorCode::UnapprovedSoftwareStatement, 400),
             (ErrorCode::SlowDown, 429),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),

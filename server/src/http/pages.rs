@@ -41,6 +41,10 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     /// The client registered itself (dynamic registration), unvetted by an administrator.
     pub dynamic: bool,
+    /// The trusted issuer of the client's software statement, if it registered with one.
+    pub statement_issuer: Option<&'a str>,
+    /// How long the access lasts (IGOV-OAUTH-31).
+    pub duration: String,
     pub username: &'a str,
     pub scopes: Vec<String>,
     pub redirect_host: &'a str,

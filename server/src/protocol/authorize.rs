@@ -124,11 +124,16 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest,
             "this client is not registered for the authorization code grant",
         ));
     }
-    let scopes = scope::parse(raw.get("scope").unwrap_or(""))?;
+    // HEART-OAUTH-46, IGOV-OAUTH-43 (RFC 6749 §3.3): a request without `scope` asks for the
+    // client's registered scopes — the documented default; the consent page lists them.
+    let mut scopes = scope::parse(raw.get("scope").unwrap_or(""))?;
+    if scopes.is_empty() {
+        scopes = client.scopes.clone();
+    }
     if scopes.is_empty() {
         return Err(page_err(
             ErrorCode::InvalidScope,
-            "parameter `scope` is missing",
+            "parameter `scope` is missing and this client has no registered scopes to default to",
         ));
     }
     if let Some(s) = scopes.iter().find(|s| !client.scopes.contains(s)) {
@@ -285,6 +290,35 @@ fn strict_oidc_request(core: &Core, raw: &Params) -> Result<(), OAuthError> {
         ));
     }
     Ok(())
+}
+
+/// How long access granted on the consent page lasts, in words (IGOV-OAUTH-31): the access
+/// token's lifetime, and the refresh token's when the client may refresh.
+pub fn describe_duration(core: &Core, refreshes: bool) -> String {
+    fn words(secs: u64) -> String {
+        match secs {
+            s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+            s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
+            s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
+            s => plural(s, "second"),
+        }
+    }
+    fn plural(n: u64, unit: &str) -> String {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    }
+    let access = words(core.config.access_token_ttl);
+    if refreshes {
+        format!(
+            "up to {access} at a time, renewable for up to {}",
+            words(core.config.refresh_token_ttl)
+        )
+    } else {
+        format!("up to {access}")
+    }
 }
 
 /// Build an authorization response URL: the redirect URI with our parameters plus `state` and

@@ -309,14 +309,14 @@ pub async fn verify_signed_by(
     Ok(verified)
 }
 
-fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
+pub(crate) fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let part = jwt.split('.').nth(1)?;
     let raw = URL_SAFE_NO_PAD.decode(part).ok()?;
     serde_json::from_slice(&raw).ok()
 }
 
-fn verify_with(
+pub(crate) fn verify_with(
     jwks: &Value,
     alg: &str,
     kid: Option<&str>,

@@ -64,6 +64,14 @@ pub struct ClientMetadata {
     /// (HEART-OIDC-06, IGOV-OIDC-12).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_signed_response_alg: Option<String>,
+    /// RFC 7591 §2.3: the signed software statement the client registered with, as sent (it is
+    /// returned in the registration response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_statement: Option<String>,
+    /// Who vouched for the client: the trusted issuer of its verified software statement. Set by
+    /// the server only; a value sent in a registration request is discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_statement_issuer: Option<String>,
 }
 
 /// A registered client, parsed.

@@ -48,11 +48,11 @@ const NONCE_WINDOW: i64 = 300;
 /// A DPoP nonce for proofs to the token endpoint (RFC 9449 §8): the time window and a MAC of it
 /// under a key derived from the KEK, so it needs no storage and every instance accepts every
 /// other's; good for 5 to 10 minutes.
-pub fn nonce(core: &Core, now: i64) -> String {
+pub fn nonce(core: &Core, now: i64) -> Option<String> {
     let window = now.div_euclid(NONCE_WINDOW).to_be_bytes();
     let mut raw = window.to_vec();
-    raw.extend_from_slice(&core.keys.dpop_nonce_mac(&window).unwrap_or_default());
-    URL_SAFE_NO_PAD.encode(raw)
+    raw.extend_from_slice(&core.keys.dpop_nonce_mac(&window)?);
+    Some(URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// Whether `value` is a nonce [`nonce`] made in this window or the last.

@@ -48,6 +48,10 @@ pub enum ErrorCode {
     InvalidRequestObject,
     /// OpenID Connect Core §3.1.2.6: `request_uri` is not supported.
     RequestUriNotSupported,
+    /// RFC 7591 §3.2.2: the software statement is invalid.
+    InvalidSoftwareStatement,
+    /// RFC 7591 §3.2.2: the software statement's issuer is not trusted here.
+    UnapprovedSoftwareStatement,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -84,6 +88,8 @@ impl ErrorCode {
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::InvalidRequestObject => "invalid_request_object",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidSoftwareStatement => "invalid_software_statement",
+            ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -256,6 +262,8 @@ mod tests {
             ErrorCode::UseDpopNonce,
             ErrorCode::InvalidRequestObject,
             ErrorCode::RequestUriNotSupported,
+            ErrorCode::InvalidSoftwareStatement,
+            ErrorCode::UnapprovedSoftwareStatement,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

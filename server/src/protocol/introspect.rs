@@ -76,11 +76,13 @@ pub async fn active_access_token(
     }
 }
 
-/// The permissions of an RPT that name resources still registered in the PAT's partition
-/// (UMA-FED-36: registered resources; UMA-FED-04: nothing of another partition).
+/// The permissions of an RPT that name resources still registered in the PAT's partition, or —
+/// for a resource server authenticated as a client — among its own resources (UMA-FED-36:
+/// registered resources; UMA-FED-04: nothing of another partition or resource server).
 async fn own_permissions(
     core: &Core,
-    pat: &super::protection::Pat,
+    pat: Option<&super::protection::Pat>,
+    caller_id: &str,
     permissions: &Value,
 ) -> Result<Value, OAuthError> {
     let list = permissions.as_array().cloned().unwrap_or_default();
@@ -89,11 +91,23 @@ async fn own_permissions(
         .filter_map(|p| p.get("resource_id").and_then(Value::as_str))
         .map(str::to_string)
         .collect();
-    let (rs, owner) = (pat.rs_client_id.clone(), pat.owner_id.clone());
-    let rows = core
-        .store
-        .run(move |c| crate::store::uma::resources_by_ids(c, &rs, &owner, &ids))
-        .await?;
+    let rows = match pat {
+        Some(pat) => {
+            let (rs, owner) = (pat.rs_client_id.clone(), pat.owner_id.clone());
+            core.store
+                .run(move |c| crate::store::uma::resources_by_ids(c, &rs, &owner, &ids))
+                .await?
+        }
+        None => {
+            let rs = caller_id.to_string();
+            core.store
+                .run(move |c| crate::store::uma::resources_with_ids(c, &ids))
+                .await?
+                .into_iter()
+                .filter(|r| r.rs_client_id == rs)
+                .collect()
+        }
+    };
     Ok(Value::Array(
         list.into_iter()
             .filter(|p| {
@@ -181,6 +195,21 @@ fn audience_contains(claims: &Map<String, Value>, id: &str) -> bool {
     }
 }
 
+/// HEART-OAUTH-40: under `heart` and `igov` the caller authenticated with `private_key_jwt` —
+/// not with a secret, even one registered before the profile was chosen.
+pub(crate) fn require_key_auth(
+    profile: &custodia_profiles::Profile,
+    method: &str,
+) -> Result<(), OAuthError> {
+    if method == "private_key_jwt" {
+        return Ok(());
+    }
+    Err(OAuthError::invalid_client(format!(
+        "the `{}` profile requires client authentication with `private_key_jwt` here",
+        profile.name
+    )))
+}
+
 fn presented<'a>(core: &Core, params: &'a Params, authorization: Option<&'a str>) -> Presented<'a> {
     Presented {
         authorization,
@@ -211,6 +240,7 @@ pub async fn introspect(
                 }
                 let caller =
                     client_auth::authenticate(core, presented(core, params, None), now).await?;
+                require_key_auth(profile, caller.method)?;
                 if caller.client.id != pat.rs_client_id {
                     return Err(OAuthError::invalid_client(
                         "the client assertion and the PAT belong to different clients",
@@ -227,6 +257,9 @@ pub async fn introspect(
                 return Err(OAuthError::invalid_client(
                     "public clients cannot introspect tokens",
                 ));
+            }
+            if profile.endpoints_require_client_auth {
+                require_key_auth(profile, caller.method)?;
             }
             // HEART-OAUTH-41, IGOV-OAUTH-44: only protected resources introspect.
             if profile.resource_servers_apart
@@ -250,9 +283,11 @@ pub async fn introspect(
                 out.insert("active".into(), json!(true));
                 let rpt = t.claims.contains_key("permissions");
                 if let Some(p) = t.claims.get("permissions") {
-                    let p = match &partition {
-                        Some(pat) => own_permissions(core, pat, p).await?,
-                        None => p.clone(),
+                    // The RPT's own client sees it whole; a resource server, its own part.
+                    let p = if partition.is_none() && t.client_id == caller_id {
+                        p.clone()
+                    } else {
+                        own_permissions(core, partition.as_ref(), &caller_id, p).await?
                     };
                     let p = grounded(core, &t.claims, p, now).await?;
                     if p.as_array().is_none_or(Vec::is_empty) {
@@ -299,19 +334,24 @@ pub async fn introspect(
         .store
         .run(move |c| grants::refresh_token(c, &hash))
         .await?;
-    Ok(match row {
-        Some(r) if !r.revoked && !r.used && r.expires_at > now && r.client_id == caller_id => {
-            json!({
-                "active": true,
-                "scope": r.scope,
-                "client_id": r.client_id,
-                "sub": r.user_id,
-                "iss": core.issuer(),
-                "exp": r.expires_at,
-                "iat": r.created_at,
-                "token_type": "refresh_token",
-            })
-        }
-        _ => inactive,
-    })
+    let Some(r) =
+        row.filter(|r| !r.revoked && !r.used && r.expires_at > now && r.client_id == caller_id)
+    else {
+        return Ok(inactive);
+    };
+    // The `sub` the client knows the user by (public or pairwise).
+    let sub = match super::clients::find(core, &r.client_id).await? {
+        Some(c) => super::subjects::for_client(core, &c, &r.user_id)?,
+        None => return Ok(inactive),
+    };
+    Ok(json!({
+        "active": true,
+        "scope": r.scope,
+        "client_id": r.client_id,
+        "sub": sub,
+        "iss": core.issuer(),
+        "exp": r.expires_at,
+        "iat": r.created_at,
+        "token_type": "refresh_token",
+    }))
 }

@@ -31,6 +31,7 @@ pub mod request_object;
 pub mod resources;
 pub mod revoke;
 pub mod scope;
+pub mod software_statement;
 pub mod subjects;
 pub mod tokens;
 pub mod upstream;

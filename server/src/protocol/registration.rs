@@ -233,7 +233,7 @@ async fn check_live(core: &Core, m: &ClientMetadata) -> Result<(), OAuthError> {
 }
 
 pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuthError> {
-    let metadata = parse_metadata(body)?;
+    let metadata = super::software_statement::apply(core, parse_metadata(body)?, now)?;
     let profile = core.config.profile;
     let issuer = core.config.issuer.clone();
     let loopback = core.config.insecure_loopback_http_redirects;
@@ -290,7 +290,12 @@ pub fn read(core: &Core, row: &ClientRow) -> Result<Value, OAuthError> {
 /// RFC 7592 §2.2: replace the metadata. The body must name the client; a `client_secret`, if sent,
 /// must be the current one; the token endpoint auth method cannot move between secret and
 /// non-secret methods (the secret is never re-issued here).
-pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, OAuthError> {
+pub async fn update(
+    core: &Core,
+    row: ClientRow,
+    body: &[u8],
+    now: i64,
+) -> Result<Value, OAuthError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| OAuthError::metadata("the request body is not JSON"))?;
     let obj = v
@@ -324,7 +329,7 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
             ));
         }
     }
-    let metadata = parse_metadata(body)?;
+    let metadata = super::software_statement::apply(core, parse_metadata(body)?, now)?;
     let metadata = validate_metadata(
         metadata,
         core.config.profile,
@@ -335,6 +340,19 @@ pub async fn update(core: &Core, row: ClientRow, body: &[u8]) -> Result<Value, O
     }
     check_live(core, &metadata).await?;
     let old = Client::from_row(row.clone())?;
+    // A client cannot change how it sees its users: moving from pairwise to public, or to
+    // another sector, would let it read identifiers meant for others (OpenID Connect Core §8.1).
+    let kind = |t: Option<&str>| t.unwrap_or(super::subjects::PUBLIC).to_string();
+    let new_sector = (metadata.subject_type.as_deref() == Some(super::subjects::PAIRWISE))
+        .then(|| super::subjects::sector_of(&row.id, &metadata.redirect_uris).ok())
+        .flatten();
+    if kind(old.metadata.subject_type.as_deref()) != kind(metadata.subject_type.as_deref())
+        || super::subjects::sector_for(&old) != new_sector
+    {
+        return Err(OAuthError::metadata(
+            "`subject_type` and the sector of pairwise identifiers (the redirect URIs' host) cannot change; register a new client",
+        ));
+    }
     let new_method = metadata
         .token_endpoint_auth_method
         .clone()

@@ -72,7 +72,12 @@ pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthEr
         .map(str::to_string);
     let claims = super::client_auth::verify_signed_by(core, &client, &alg, kid.as_deref(), &jwt)
         .await
-        .map_err(|_| invalid("the client's keys could not be read"))?
+        // A `jwks_uri` that cannot be fetched is the client's problem; a failure of this
+        // server stays a server error.
+        .map_err(|e| match e.error {
+            ErrorCode::InvalidClient => invalid("the client's keys could not be read"),
+            _ => e,
+        })?
         .ok_or_else(|| {
             invalid("the request object's signature does not verify with the client's keys")
         })?;

@@ -26,11 +26,8 @@ pub async fn revoke(
     // HEART-OAUTH-40: under `heart` and `igov` revocation needs client authentication, which a
     // public client (`none`) does not have.
     let profile = core.config.profile;
-    if profile.endpoints_require_client_auth && caller.client.is_public() {
-        return Err(super::error::OAuthError::invalid_client(format!(
-            "the `{}` profile requires client authentication (`private_key_jwt`) at revocation",
-            profile.name
-        )));
+    if profile.endpoints_require_client_auth {
+        super::introspect::require_key_auth(profile, caller.method)?;
     }
     let token = params.require("token")?;
     // `token_type_hint` is advisory (RFC 7009 §2.1): the server looks the token up among every

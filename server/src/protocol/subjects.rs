@@ -3,9 +3,11 @@
 //! (HEART-OIDC-05, IGOV-OIDC-10) is different for every sector, so clients of different sectors
 //! cannot join what they know about a person by `sub`.
 //!
-//! The sector is the host of the client's redirect URIs, which must then share one host
+//! The sector is the host of the client's https redirect URIs, which must then share one host
 //! (OpenID Connect Core §8.1; `sector_identifier_uri` is not offered), or the client itself when
-//! it has no redirect URIs. A pairwise `sub` is AES-SIV (RFC 5297: deterministic authenticated
+//! it has none (or only loopback or private-use ones, which prove no domain). A client's subject
+//! type and sector cannot change after registration (RFC 7592 updates that would are refused), so
+//! a client cannot move to another sector and read its identifiers. A pairwise `sub` is AES-SIV (RFC 5297: deterministic authenticated
 //! encryption) of the user id, with the sector as associated data, under a key derived from the
 //! key-encryption key, in base64url: one user in one sector always gets the same `sub`, two
 //! sectors get unrelated ones, nothing about the user id can be read from it, and Custodia maps it
@@ -29,18 +31,17 @@ pub const PAIRWISE: &str = "pairwise";
 /// The sector of a client with these redirect URIs (`client_id` when it has none), or an error
 /// that says why pairwise identifiers cannot be given: redirect URIs on several hosts.
 pub fn sector_of(client_id: &str, redirect_uris: &[String]) -> Result<String, String> {
+    // A loopback redirect or a private-use scheme proves no domain (any app may use
+    // `127.0.0.1` or claim `com.example.app:`): such a client is a sector of its own.
     let mut hosts = redirect_uris.iter().map(|u| {
         url::Url::parse(u)
             .ok()
-            .map(|p| match p.host_str() {
-                Some(h) => h.to_ascii_lowercase(),
-                // A private-use scheme (`com.example.app:/cb`) names the app.
-                None => p.scheme().to_string(),
-            })
-            .unwrap_or_default()
+            .filter(|p| p.scheme() == "https" && !custodia_profiles::is_loopback_url(p))
+            .and_then(|p| p.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_else(|| format!("client:{client_id}"))
     });
     let Some(first) = hosts.next() else {
-        return Ok(client_id.to_string());
+        return Ok(format!("client:{client_id}"));
     };
     if hosts.any(|h| h != first) {
         return Err(
@@ -69,35 +70,31 @@ pub fn user_of_pairwise(key: &[u8; 64], sector: &str, sub: &str) -> Option<Strin
     String::from_utf8(plain).ok()
 }
 
-fn is_pairwise(client: &Client) -> bool {
-    client.metadata.subject_type.as_deref() == Some(PAIRWISE)
+/// The sector of a pairwise client (`None` for a public one). A client whose redirect URIs are
+/// on several hosts cannot register pairwise subjects; should one exist anyway, its own id is the
+/// sector — never the public identifier.
+pub fn sector_for(client: &Client) -> Option<String> {
+    (client.metadata.subject_type.as_deref() == Some(PAIRWISE)).then(|| {
+        sector_of(&client.id, &client.metadata.redirect_uris)
+            .unwrap_or_else(|_| format!("client:{}", client.id))
+    })
 }
 
 /// The `sub` `client` sees for `user_id`.
 pub fn for_client(core: &Core, client: &Client, user_id: &str) -> Result<String, OAuthError> {
-    if !is_pairwise(client) {
-        return Ok(user_id.to_string());
+    match sector_for(client) {
+        None => Ok(user_id.to_string()),
+        Some(sector) => pairwise(core.keys.pairwise_key(), &sector, user_id)
+            .ok_or_else(|| OAuthError::internal("pairwise subject could not be made")),
     }
-    // Registration refuses a pairwise client without one sector; never fall back to the public
-    // identifier.
-    sector_of(&client.id, &client.metadata.redirect_uris)
-        .ok()
-        .and_then(|sector| pairwise(core.keys.pairwise_key(), &sector, user_id))
-        .ok_or_else(|| {
-            OAuthError::internal(format!(
-                "no pairwise subject for client {}: its redirect URIs have no single sector",
-                client.id
-            ))
-        })
 }
 
 /// The user behind a `sub` that `client` was given, public or pairwise.
 pub fn user_for_client(core: &Core, client: &Client, sub: &str) -> Option<String> {
-    if !is_pairwise(client) {
-        return Some(sub.to_string());
+    match sector_for(client) {
+        None => Some(sub.to_string()),
+        Some(sector) => user_of_pairwise(core.keys.pairwise_key(), &sector, sub),
     }
-    let sector = sector_of(&client.id, &client.metadata.redirect_uris).ok()?;
-    user_of_pairwise(core.keys.pairwise_key(), &sector, sub)
 }
 
 #[cfg(test)]
@@ -143,10 +140,15 @@ mod tests {
             ),
             Ok("app.example".to_string())
         );
-        assert_eq!(sector_of("c1", &[]), Ok("c1".to_string()));
+        assert_eq!(sector_of("c1", &[]), Ok("client:c1".to_string()));
+        // No domain proven: the client is its own sector.
         assert_eq!(
             sector_of("c1", &s(&["com.example.app:/cb"])),
-            Ok("com.example.app".to_string())
+            Ok("client:c1".to_string())
+        );
+        assert_eq!(
+            sector_of("c1", &s(&["http://127.0.0.1:8080/cb"])),
+            Ok("client:c1".to_string())
         );
         assert!(sector_of("c1", &s(&["https://a.example/cb", "https://b.example/cb"])).is_err());
     }

@@ -107,17 +107,27 @@ impl Minter {
         }
     }
 
-    /// ID tokens for `client`: with its pairwise `sub` when it registered pairwise subjects.
+    /// Tokens for `client`: a user appears by the pairwise `sub` of the client's sector when it
+    /// registered pairwise subjects — in ID tokens, access tokens and RPTs alike.
     pub fn for_client(mut self, client: &super::clients::Client) -> Minter {
-        if client.metadata.subject_type.as_deref() == Some(super::subjects::PAIRWISE) {
-            // Registration checked that one sector exists; the client id stands in otherwise,
-            // which is still never the public identifier.
-            self.pairwise_sector = Some(
-                super::subjects::sector_of(&client.id, &client.metadata.redirect_uris)
-                    .unwrap_or_else(|_| client.id.clone()),
-            );
-        }
+        self.pairwise_sector = super::subjects::sector_for(client);
         self
+    }
+
+    /// The `sub` the client is shown for `subject`: a local user's (`subject` = `user_id`)
+    /// pairwise identifier for a pairwise client, else `subject` as it is.
+    pub fn shown_subject(
+        &self,
+        subject: &str,
+        user_id: Option<&str>,
+    ) -> Result<String, OAuthError> {
+        match (&self.pairwise_sector, user_id) {
+            (Some(sector), Some(u)) if u == subject => {
+                super::subjects::pairwise(self.keys.pairwise_key(), sector, u)
+                    .ok_or_else(|| OAuthError::internal("pairwise subject could not be made"))
+            }
+            _ => Ok(subject.to_string()),
+        }
     }
 
     /// Tokens bound to the DPoP key with thumbprint `jkt`, if any.
@@ -142,7 +152,8 @@ impl Minter {
         let exp = now + self.access_ttl as i64;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
-        claims.insert("sub".into(), json!(spec.user_id.unwrap_or(spec.client_id)));
+        let sub = self.shown_subject(spec.user_id.unwrap_or(spec.client_id), spec.user_id)?;
+        claims.insert("sub".into(), json!(sub));
         // The audience: this server's protected APIs (userinfo); resource-specific audiences
         // (RFC 8707) come with the UMA issues.
         claims.insert("aud".into(), json!(self.issuer));
@@ -183,7 +194,10 @@ impl Minter {
         let exp = now + self.access_ttl as i64;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
-        claims.insert("sub".into(), json!(spec.subject));
+        claims.insert(
+            "sub".into(),
+            json!(self.shown_subject(spec.subject, spec.user_id)?),
+        );
         claims.insert("aud".into(), json!(spec.audience));
         claims.insert("client_id".into(), json!(spec.client_id));
         claims.insert("azp".into(), json!(spec.client_id));
@@ -243,11 +257,7 @@ impl Minter {
         access_token: &str,
         now: i64,
     ) -> Result<String, OAuthError> {
-        let sub = match &self.pairwise_sector {
-            Some(sector) => super::subjects::pairwise(self.keys.pairwise_key(), sector, sub)
-                .ok_or_else(|| OAuthError::internal("pairwise subject could not be made"))?,
-            None => sub.to_string(),
-        };
+        let sub = self.shown_subject(sub, Some(sub))?;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.issuer));
         claims.insert("sub".into(), json!(sub));

@@ -38,18 +38,9 @@ pub async fn token(
             ),
         ));
     }
-    let presented = Presented {
-        authorization,
-        params,
-        endpoint_url: core.config.url("/token"),
-    };
-    let client = client_auth::authenticate(core, presented, now).await?;
-    if !client.client.allows_grant(grant_type) {
-        return Err(OAuthError::unauthorized_client(format!(
-            "this client is not registered for the `{grant_type}` grant"
-        )));
-    }
-    // DPOP-01, -02, -06, -10: a proof, when sent (or required by the client's registration).
+    // DPOP-01, -02, -06, -10: a proof, when sent. Checked before the client authenticates, so a
+    // `use_dpop_nonce` answer (RFC 9449 §8) does not spend the client's assertion: the client
+    // retries the same request with a new proof.
     let proof = if dpop.is_empty() {
         // IGOV-OAUTH-12: under a profile that requires sender-constrained tokens, every token
         // request carries a proof (the registration rule makes every client DPoP-bound; this
@@ -61,12 +52,6 @@ pub async fn token(
                     "the `{}` profile issues only sender-constrained tokens: send a DPoP proof (RFC 9449)",
                     core.config.profile.name
                 ),
-            ));
-        }
-        if client.client.metadata.dpop_bound_access_tokens {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidDpopProof,
-                "this client registered `dpop_bound_access_tokens`: send a DPoP proof",
             ));
         }
         None
@@ -95,6 +80,23 @@ pub async fn token(
         }
         Some(proof)
     };
+    let presented = Presented {
+        authorization,
+        params,
+        endpoint_url: core.config.url("/token"),
+    };
+    let client = client_auth::authenticate(core, presented, now).await?;
+    if !client.client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not registered for the `{grant_type}` grant"
+        )));
+    }
+    if proof.is_none() && client.client.metadata.dpop_bound_access_tokens {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this client registered `dpop_bound_access_tokens`: send a DPoP proof",
+        ));
+    }
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let mut result = match grant_type {
         "authorization_code" => authorization_code::exchange(core, &client, params, jkt, now).await,

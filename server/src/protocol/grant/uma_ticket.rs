@@ -452,8 +452,12 @@ pub async fn issue(
     let mut replaced: Option<String> = None;
     let mut audience = vec![row.rs_client_id.clone()];
     let subject = party.subject.clone().unwrap_or_else(|| client.id.clone());
+    let user_id = verified.as_ref().and_then(|v| v.user_id.clone());
+    // A pairwise client sees its requesting parties by their pairwise `sub` (HEART-OIDC-05).
+    let minter = Minter::from_core(core).bound(dpop).for_client(client);
+    let shown = minter.shown_subject(&subject, user_id.as_deref())?;
     // Permissions granted to one requesting party never travel to another's RPT.
-    if let Some(old) = previous.filter(|p| p.subject == subject) {
+    if let Some(old) = previous.filter(|p| p.subject == shown) {
         let (old_jti, old_perms) = (old.jti, old.permissions);
         let (kept, kept_grounds, served_by) = still_held(core, &old_jti, old_perms, now).await?;
         // UMA-GRANT-41, -43: the new RPT includes every still-valid permission of the old one
@@ -488,7 +492,6 @@ pub async fn issue(
     }
 
     // An RPT for what was granted.
-    let minter = Minter::from_core(core).bound(dpop);
     let exp = now + core.config.access_token_ttl as i64;
     for p in &mut granted {
         p.exp = Some(p.exp.map_or(exp, |e| e.min(exp)));
@@ -497,7 +500,7 @@ pub async fn issue(
         &RptSpec {
             client_id: &client.id,
             subject: &subject,
-            user_id: verified.as_ref().and_then(|v| v.user_id.as_deref()),
+            user_id: user_id.as_deref(),
             audience: &audience,
             permissions: &granted,
             // The ticket it was redeemed for: a replay of that ticket revokes it (UMA-GRANT-56).
