@@ -109,6 +109,9 @@ pub struct Profile {
     /// Members a software statement must carry (HEART-OAUTH-26, IGOV-OAUTH-30); when the list is
     /// not empty the statement must also carry the client's keys (`jwks` or `jwks_uri`).
     pub software_statement_members: &'static [&'static str],
+    /// A client's redirect URIs are all of one kind — https, loopback `http`, or a private-use
+    /// scheme — never a mix (HEART-OAUTH-16).
+    pub one_redirect_category: bool,
     pub lifetime_caps: LifetimeCaps,
     /// `uma_profiles_supported` values in force (empty for `default`).
     pub uma_profiles: &'static [&'static str],
@@ -156,6 +159,7 @@ pub const DEFAULT: Profile = Profile {
     endpoints_require_client_auth: false,
     strict_oidc_requests: false,
     software_statement_members: &[],
+    one_redirect_category: false,
 };
 
 /// A week: the metadata cache lifetime HEART and iGov recommend.
@@ -204,6 +208,8 @@ pub const HEART: Profile = Profile {
     strict_oidc_requests: false,
     // HEART-OAUTH-26.
     software_statement_members: &["redirect_uris", "grant_types", "client_name", "client_uri"],
+    // HEART-OAUTH-16.
+    one_redirect_category: true,
 };
 
 /// `heart` with the HEART FHIR semantic profiles (scopes and resource types).
@@ -268,6 +274,7 @@ pub const IGOV: Profile = Profile {
         "tls_client_certificate_bound_access_tokens",
         "dpop_signing_alg_values_supported",
     ],
+    one_redirect_category: false,
 };
 
 const ALL: &[&Profile] = &[&DEFAULT, &HEART, &HEART_FHIR, &IGOV];
@@ -420,6 +427,35 @@ impl Profile {
                 format!(
                     "the `{}` profile requires the client's keys (`jwks` or `jwks_uri`) in software statements",
                     self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enforcement point: client registration, all the redirect URIs at once: under a profile
+    /// with `one_redirect_category`, they are all https, all loopback `http`, or all of a
+    /// private-use scheme (HEART-OAUTH-16).
+    pub fn check_redirect_categories(&self, uris: &[String]) -> Result<(), Violation> {
+        if !self.one_redirect_category {
+            return Ok(());
+        }
+        let category = |u: &String| match url::Url::parse(u) {
+            Ok(p) if p.scheme() == "https" => "https",
+            Ok(p) if p.scheme() == "http" && is_loopback_url(&p) => "loopback",
+            Ok(_) => "private-use scheme",
+            Err(_) => "invalid",
+        };
+        let mut kinds: Vec<&str> = uris.iter().map(category).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if kinds.len() > 1 {
+            return Err(violation(
+                "HEART-OAUTH-16",
+                format!(
+                    "the `{}` profile does not let one client mix kinds of redirect URI ({})",
+                    self.name,
+                    kinds.join(", ")
                 ),
             ));
         }
@@ -750,6 +786,21 @@ mod tests {
                 .check_client_role(&s(&["openid"]), &code, false)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn redirect_categories() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let mixed = s(&["https://app.example/cb", "com.example.app:/cb"]);
+        assert_eq!(
+            HEART.check_redirect_categories(&mixed).map_err(|v| v.rule),
+            Err("HEART-OAUTH-16")
+        );
+        let one_kind = s(&["https://a.example/cb", "https://a.example/2"]);
+        assert!(HEART.check_redirect_categories(&one_kind).is_ok());
+        let native = s(&["http://127.0.0.1/cb", "com.example.app:/cb"]);
+        assert!(HEART.check_redirect_categories(&native).is_err());
+        assert!(DEFAULT.check_redirect_categories(&mixed).is_ok());
     }
 
     #[test]

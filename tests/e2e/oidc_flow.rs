@@ -283,6 +283,17 @@ discovery_metadata, |srv| {
         for ep in ["authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint", "introspection_endpoint", "revocation_endpoint", "registration_endpoint"] {
             assert!(m[ep].as_str().is_some_and(|u| u.starts_with(&srv.base)), "{ep}");
         }
+        // IGOV-OIDC-15: the scopes and the claims a client can ask for, and the authentication
+        // context (`acr_values_supported`).
+        let scopes = m["scopes_supported"].as_array().cloned().unwrap_or_default();
+        for s in ["openid", "profile", "email"] {
+            assert!(scopes.iter().any(|x| x == s), "{s} in {scopes:?}");
+        }
+        let claims = m["claims_supported"].as_array().cloned().unwrap_or_default();
+        for c in ["sub", "iss", "aud", "exp", "iat", "acr", "amr", "email", "email_verified", "name"] {
+            assert!(claims.iter().any(|x| x == c), "{c} in {claims:?}");
+        }
+        assert!(m["acr_values_supported"].as_array().is_some_and(|a| !a.is_empty()));
     }
 });
 

@@ -528,3 +528,97 @@ both!(default_scopes, [
     assert_eq!(s, 400);
     assert!(body.contains("scope `email` is not registered"), "{body}");
 });
+
+// IGOV-OIDC-17 (OpenID Connect Core §5.5): the `claims` parameter for data minimisation — scope
+// `openid` plus `{"userinfo": {"email": null, "given_name": null}}` releases `sub` and `email`
+// only (Custodia holds no given name), the consent page names the email address, and a refreshed
+// token keeps the request; a `claims` value that is not a JSON object → 400 page.
+both!(claims_request_parameter, |srv| {
+    srv.add_user("alice", PW).await;
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    assert_eq!(d["claims_parameter_supported"], json!(true));
+    let client = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Minimal",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email",
+        }))
+        .await,
+    );
+    let asked = json!({"userinfo": {"email": null, "given_name": null}, "id_token": {"acr": {"essential": true}}}).to_string();
+    let (verifier, challenge) = pkce();
+    let q = [
+        ("scope", "openid"),
+        ("claims", asked.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let b = browser();
+    let login = open(&b, &authorize_url(&srv, &client, &q)).await;
+    let (_, page) = login.page();
+    let consent = match submit_login(&b, &srv, page, "alice", PW).await {
+        Landing::Page(_, consent) => consent,
+        other => panic!("no consent page: {:?}", other.redirect()),
+    };
+    assert!(consent.contains("see your email address"), "{consent}");
+    assert!(!consent.contains("see your name"), "{consent}");
+    let loc = submit_consent(&b, &srv, &consent, "allow")
+        .await
+        .redirect()
+        .to_string();
+    let code = query(&loc)
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code in {loc}"));
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    let keys_of = |body: &str| {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    let (s, _, body) = userinfo(&srv, t["access_token"].as_str().unwrap_or_default(), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(keys_of(&body), vec!["email", "sub"], "{body}");
+    let (s, t2) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                t["refresh_token"].as_str().unwrap_or_default(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t2}");
+    let (_, _, body) = userinfo(&srv, t2["access_token"].as_str().unwrap_or_default(), None).await;
+    assert_eq!(
+        keys_of(&body),
+        vec!["email", "sub"],
+        "after a refresh: {body}"
+    );
+
+    let (s, body) =
+        authorize_page(&srv, &client, &[("scope", "openid"), ("claims", "[1, 2]")]).await;
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("`claims` parameter is not a JSON object"),
+        "{body}"
+    );
+});

@@ -667,3 +667,22 @@ both!(software_statements, [
     let page = consent_page(&srv, &TestClient::from_json(&v), "alice").await;
     assert!(!page.contains("statements.example"), "{page}");
 });
+
+// HEART-OAUTH-16: under `heart` a client's redirect URIs are of one kind — a native client may
+// not mix a private-use scheme with an https URI (`invalid_redirect_uri`); one kind is fine.
+both!(heart_redirect_uri_categories, [
+    "CUSTODIA_PROFILE" => "heart",
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+], |srv| {
+    let native = |uris: Value| json!({
+        "client_name": "Native app",
+        "application_type": "native",
+        "redirect_uris": uris,
+        "token_endpoint_auth_method": "none",
+    });
+    let (s, v) = register(&srv, native(json!(["https://app.example/cb", "com.example.app:/cb"]))).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_redirect_uri")), "{v}");
+    assert!(v["error_description"].as_str().unwrap_or_default().contains("mix"), "{v}");
+    let (s, v) = register(&srv, native(json!(["com.example.app:/cb", "com.example.app:/other"]))).await;
+    assert_eq!(s, 201, "{v}");
+});

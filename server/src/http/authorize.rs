@@ -135,6 +135,7 @@ fn consent_page(
             .scopes
             .iter()
             .map(|s| authorize::describe_scope(s))
+            .chain(authorize::describe_claims(ar))
             .collect(),
         redirect_host: &host,
         csrf: &csrf,

@@ -33,6 +33,9 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     pub redirect_uri_given: bool,
     pub scopes: Vec<String>,
+    /// UserInfo claims asked for one by one with the `claims` parameter (OpenID Connect Core
+    /// §5.5), beyond those of the scopes.
+    pub claims: Vec<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
@@ -233,11 +236,16 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest,
         ));
     }
 
+    let claims = match raw.get("claims") {
+        Some(c) => super::userinfo::requested_claims(c)?,
+        None => vec![],
+    };
     Ok(AuthRequest {
         client,
         redirect_uri,
         redirect_uri_given: given,
         scopes,
+        claims,
         state: raw.get("state").map(str::to_string),
         nonce: raw.get("nonce").map(str::to_string),
         code_challenge: challenge.map(str::to_string),
@@ -396,7 +404,14 @@ pub async fn next(
         .run(move |c| grants::consent(c, &uid, &cid))
         .await?;
     let consented = scope::parse(consented.as_deref().unwrap_or("")).unwrap_or_default();
-    if req.prompt.consent || !scope::subset(&req.scopes, &consented) {
+    // Claims asked for one by one are consented to on the page each time, unless a consented
+    // scope already releases them.
+    let claims_covered = req.claims.iter().all(|c| {
+        super::userinfo::RELEASABLE
+            .iter()
+            .any(|(n, s, _)| n == c && consented.iter().any(|g| g == s))
+    });
+    if req.prompt.consent || !scope::subset(&req.scopes, &consented) || !claims_covered {
         if req.prompt.none {
             return Ok(Next::Redirect(error_redirect(
                 core,
@@ -485,6 +500,8 @@ async fn issue_code(
         used: false,
         created_at: now,
         dpop_jkt: req.dpop_jkt.clone(),
+        claims: (!req.claims.is_empty())
+            .then(|| serde_json::to_string(&req.claims).unwrap_or_default()),
     };
     core.store
         .run(move |c| grants::insert_code(c, &row))
@@ -497,6 +514,16 @@ async fn issue_code(
 }
 
 /// A short, human description of a scope for the consent page.
+/// The claims asked for one by one that no requested scope already releases, as the consent page
+/// lists them ("see your email address").
+pub fn describe_claims(req: &AuthRequest) -> Vec<String> {
+    super::userinfo::RELEASABLE
+        .iter()
+        .filter(|(n, s, _)| req.claims.iter().any(|c| c == n) && !req.scopes.iter().any(|g| g == s))
+        .map(|(_, _, words)| format!("see {words}"))
+        .collect()
+}
+
 pub fn describe_scope(s: &str) -> String {
     match s {
         "openid" => "confirm who you are".into(),

@@ -272,6 +272,9 @@ fn checked_uris(
             format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
         ));
     }
+    profile
+        .check_redirect_categories(&uris)
+        .map_err(|v| OAuthError::new(ErrorCode::InvalidRedirectUri, v.description))?;
     Ok(uris)
 }
 

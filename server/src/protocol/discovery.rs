@@ -86,7 +86,7 @@ pub fn metadata(core: &Core) -> Value {
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "at_hash", "acr", "amr", "name", "preferred_username", "email", "email_verified"],
         "acr_values_supported": [super::tokens::ACR_PASSWORD],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": p.client_assertion_algs,
         "request_uri_parameter_supported": false,

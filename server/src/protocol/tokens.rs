@@ -53,6 +53,9 @@ pub struct AccessSpec<'a> {
     pub scope: &'a str,
     pub grant_id: Option<&'a str>,
     pub auth_time: Option<i64>,
+    /// UserInfo claims asked for one by one (OpenID Connect Core §5.5), carried in the token as
+    /// `userinfo_claims` for the UserInfo endpoint.
+    pub userinfo_claims: &'a [String],
 }
 
 /// One permission of an RPT (UMA Federated Authorization §5.1.1: `resource_id`, `resource_scopes`,
@@ -167,6 +170,9 @@ impl Minter {
         if let Some(t) = spec.auth_time {
             claims.insert("auth_time".into(), json!(t));
         }
+        if !spec.userinfo_claims.is_empty() {
+            claims.insert("userinfo_claims".into(), json!(spec.userinfo_claims));
+        }
         self.confirm(&mut claims);
         let token = self.keys.sign("at+jwt", claims)?;
         let row = AccessTokenRow {
@@ -243,6 +249,7 @@ impl Minter {
             revoked: false,
             created_at: now,
             dpop_jkt: None,
+            claims: None,
         };
         (secret, row)
     }

@@ -13,6 +13,54 @@ use super::error::{ErrorCode, OAuthError};
 use super::introspect::active_access_token;
 use crate::store::users;
 
+/// The claims UserInfo can release, with the scope that releases them (OpenID Connect Core
+/// §5.4) and how the consent page names them.
+pub const RELEASABLE: &[(&str, &str, &str)] = &[
+    ("name", "profile", "your name"),
+    ("preferred_username", "profile", "your username"),
+    ("email", "email", "your email address"),
+    (
+        "email_verified",
+        "email",
+        "whether your email address is verified",
+    ),
+];
+
+/// The `claims` request parameter (OpenID Connect Core §5.5; IGOV-OIDC-17: data minimisation),
+/// reduced to the UserInfo claims Custodia can release, by name: `{"userinfo": {"email": null}}`
+/// with scope `openid` releases `sub` and `email` only. Claims it does not hold are ignored
+/// (§5.5.1: the request is best effort); `id_token` members are accepted and ignored, as ID
+/// tokens carry identity and authentication claims only. Not a JSON object → `invalid_request`.
+pub fn requested_claims(param: &str) -> Result<Vec<String>, OAuthError> {
+    let v: Value = serde_json::from_str(param).map_err(|_| {
+        OAuthError::invalid_request(
+            "the `claims` parameter is not a JSON object (OpenID Connect Core §5.5)",
+        )
+    })?;
+    let Value::Object(top) = v else {
+        return Err(OAuthError::invalid_request(
+            "the `claims` parameter is not a JSON object (OpenID Connect Core §5.5)",
+        ));
+    };
+    let mut out = vec![];
+    match top.get("userinfo") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(asked)) => {
+            for (name, _, _) in RELEASABLE {
+                if asked.contains_key(*name) {
+                    out.push((*name).to_string());
+                }
+            }
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "`claims.userinfo` must be a JSON object of claim names",
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// A UserInfo answer.
 #[derive(Debug)]
 pub enum UserInfo {
@@ -59,15 +107,26 @@ pub async fn userinfo(
         "sub".into(),
         json!(super::subjects::for_client(core, &client, &user.id)?),
     );
-    if scopes.contains(&"profile") {
-        out.insert("preferred_username".into(), json!(user.username));
-        if let Some(n) = &user.name {
-            out.insert("name".into(), json!(n));
+    // The claims of the granted scopes, and those asked for one by one (`userinfo_claims`).
+    let asked: Vec<&str> = token
+        .claims
+        .get("userinfo_claims")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (name, scope, _) in RELEASABLE {
+        if !scopes.contains(scope) && !asked.contains(name) {
+            continue;
         }
-    }
-    if scopes.contains(&"email") {
-        out.insert("email".into(), json!(user.email));
-        out.insert("email_verified".into(), json!(user.email_verified));
+        let value = match *name {
+            "name" => user.name.as_ref().map(|n| json!(n)),
+            "preferred_username" => Some(json!(user.username)),
+            "email" => Some(json!(user.email)),
+            _ => Some(json!(user.email_verified)),
+        };
+        if let Some(v) = value {
+            out.insert((*name).into(), v);
+        }
     }
     if !(wants_jwt || client.metadata.userinfo_signed_response_alg.is_some()) {
         return Ok(UserInfo::Json(Value::Object(out)));

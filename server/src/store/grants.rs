@@ -52,6 +52,8 @@ pub struct CodeRow {
     pub created_at: i64,
     /// RFC 9449 §10: the DPoP key the code is bound to (`dpop_jkt` of the request).
     pub dpop_jkt: Option<String>,
+    /// The individual UserInfo claims asked for (a JSON array; OpenID Connect Core §5.5).
+    pub claims: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -82,6 +84,8 @@ pub struct RefreshTokenRow {
     pub created_at: i64,
     /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     pub dpop_jkt: Option<String>,
+    /// The individual UserInfo claims asked for (a JSON array; OpenID Connect Core §5.5).
+    pub claims: Option<String>,
 }
 
 /// What a grant hands out in one go.

@@ -51,6 +51,7 @@ diesel::table! {
         used -> Bool,
         created_at -> BigInt,
         dpop_jkt -> Nullable<Text>,
+        claims -> Nullable<Text>,
     }
 }
 
@@ -80,6 +81,7 @@ diesel::table! {
         revoked -> Bool,
         created_at -> BigInt,
         dpop_jkt -> Nullable<Text>,
+        claims -> Nullable<Text>,
     }
 }
 

@@ -104,6 +104,11 @@ pub async fn exchange(
                     (None, None) => {}
                 }
                 let scopes = scope::parse(&row.scope).unwrap_or_default();
+                let asked: Vec<String> = row
+                    .claims
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default();
                 let (access, access_row) = minter.mint_access(
                     &AccessSpec {
                         client_id: &row.client_id,
@@ -111,6 +116,7 @@ pub async fn exchange(
                         scope: &row.scope,
                         grant_id: Some(&row.grant_id),
                         auth_time: Some(row.auth_time),
+                        userinfo_claims: &asked,
                     },
                     now,
                 )?;
@@ -124,6 +130,7 @@ pub async fn exchange(
                     if bind_refresh {
                         r.dpop_jkt = minter.cnf_jkt.clone();
                     }
+                    r.claims = row.claims.clone();
                     (Some(s), Some(r))
                 } else {
                     (None, None)

@@ -61,6 +61,7 @@ pub async fn issue(
             scope: &scope_str,
             grant_id: None,
             auth_time: None,
+            userinfo_claims: &[],
         },
         now,
     )?;

@@ -76,6 +76,11 @@ pub async fn refresh(
                     _ => original,
                 };
                 let scope_str = scope::join(&granted);
+                let asked: Vec<String> = row
+                    .claims
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default();
                 let (access, access_row) = minter.mint_access(
                     &AccessSpec {
                         client_id: &row.client_id,
@@ -83,6 +88,7 @@ pub async fn refresh(
                         scope: &scope_str,
                         grant_id: Some(&row.grant_id),
                         auth_time: Some(row.auth_time),
+                        userinfo_claims: &asked,
                     },
                     now,
                 )?;
@@ -111,6 +117,7 @@ pub async fn refresh(
                 // it, so a stolen family cannot live on by refreshing (RFC 9700 §4.14.2).
                 refresh_row.expires_at = row.expires_at;
                 refresh_row.dpop_jkt = row.dpop_jkt.clone();
+                refresh_row.claims = row.claims.clone();
                 let response = TokenResponse {
                     access_token: access,
                     token_type: "Bearer",
