@@ -505,7 +505,7 @@ async fn logs_never_contain_secrets() {
             "--grant-type",
             "client_credentials",
             "--scope",
-            "openid profile api:read uma_protection",
+            "openid profile api:read uma_protection btg",
         ],
         None,
     );
@@ -530,6 +530,18 @@ async fn logs_never_contain_secrets() {
         .await
         .unwrap_or_default();
     let at = t["access_token"].as_str().unwrap_or_default().to_string();
+    // HEART-FHIR-07: break-the-glass access is called out in the audit log.
+    let btg = http()
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:read btg"),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(btg.status().as_u16(), 200);
     let _ = http()
         .post(format!("{base}/introspect"))
         .basic_auth(&id, Some(&secret))
@@ -696,6 +708,11 @@ async fn logs_never_contain_secrets() {
         logs.contains("token_issued"),
         "the audit log is there: {}",
         &logs[..logs.len().min(2000)]
+    );
+    assert_eq!(
+        logs.matches("break_the_glass").count(),
+        1,
+        "one break-the-glass token, one audit event"
     );
     for s in &leaked {
         assert!(s.len() >= 8);

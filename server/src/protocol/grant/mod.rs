@@ -110,7 +110,11 @@ pub async fn token(
     }
     match &result {
         Ok(t) => {
-            tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope_str())
+            tracing::info!(target: "audit", event = "token_issued", grant_type, client_id = %client.client.id, scope = %t.scope_str());
+            // HEART-FHIR-07: break-the-glass access is always called out in the audit log.
+            if t.scope_str().split(' ').any(|s| s == "btg") {
+                tracing::warn!(target: "audit", event = "break_the_glass", grant_type, client_id = %client.client.id);
+            }
         }
         Err(e) => {
             tracing::info!(target: "audit", event = "token_refused", grant_type, client_id = %client.client.id, error = e.error.as_str())

@@ -539,6 +539,14 @@ pub async fn issue(
         None => (None, None),
     };
     let d = record("rpt_issued", &granted);
+    // HEART-FHIR-07: break-the-glass access is always called out in the audit log (the owner
+    // reads the decision, with its scopes, through the owner API).
+    if granted
+        .iter()
+        .any(|p| p.resource_scopes.iter().any(|s| s == "btg"))
+    {
+        tracing::warn!(target: "audit", event = "break_the_glass", grant_type = GRANT_TYPE, client_id = %client.id);
+    }
     core.store
         .record_grant(GrantRows {
             access: Some(access_row),
