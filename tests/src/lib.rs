@@ -1016,16 +1016,7 @@ impl Upstream {
 
     /// Its discovery document (`/.well-known/openid-configuration`).
     pub async fn discovery(&self) -> Value {
-        let url = self.url("/.well-known/openid-configuration");
-        let resp = http()
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert_eq!(resp.status().as_u16(), 200, "GET {url}");
-        resp.json()
-            .await
-            .unwrap_or_else(|e| panic!("discovery: {e}"))
+        get_json(&self.url("/.well-known/openid-configuration")).await
     }
 }
 

@@ -180,6 +180,35 @@ fn check_secret(
     Ok(Authenticated { client, method })
 }
 
+/// The `alg` and `kid` of a compact JWS signed by a client (an assertion, a request object) or a
+/// software-statement issuer, when its header parses and the profile accepts the algorithm for
+/// client signatures — never `none` or a MAC; else why not, for the caller's error.
+pub(crate) fn client_signed_header(
+    core: &Core,
+    jwt: &str,
+) -> Result<(String, Option<String>), String> {
+    let header =
+        josekit::jwt::decode_header(jwt).map_err(|_| "its header is malformed".to_string())?;
+    let algs = core.config.profile.client_assertion_algs;
+    let alg = header
+        .claim("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !algs.contains(&alg.as_str()) {
+        return Err(format!(
+            "it must be signed with one of {} (not `{}`)",
+            algs.join(", "),
+            super::scope::sanitize(&alg)
+        ));
+    }
+    let kid = header
+        .claim("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok((alg, kid))
+}
+
 /// RFC 7523 client assertion.
 async fn private_key_jwt(
     core: &Core,
@@ -192,27 +221,7 @@ async fn private_key_jwt(
     if jwt.len() > 8192 || jwt.split('.').count() != 3 {
         return Err(bad("not a signed JWT"));
     }
-    let header = josekit::jwt::decode_header(jwt).map_err(|_| bad("malformed header"))?;
-    let alg = header
-        .claim("alg")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("no `alg`"))?
-        .to_string();
-    if !core
-        .config
-        .profile
-        .client_assertion_algs
-        .contains(&alg.as_str())
-    {
-        return Err(bad(&format!(
-            "algorithm `{}` is not accepted",
-            super::scope::sanitize(&alg)
-        )));
-    }
-    let kid = header
-        .claim("kid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let (alg, kid) = client_signed_header(core, jwt).map_err(|e| bad(&e))?;
     // Read `iss` before verification only to find the client's keys.
     let unverified = unverified_claims(jwt).ok_or_else(|| bad("malformed claims"))?;
     let iss = unverified

@@ -43,33 +43,13 @@ pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthEr
     if jwt.split('.').count() == 5 {
         return Err(invalid("encrypted request objects are not supported"));
     }
-    let header = josekit::jwt::decode_header(&jwt)
-        .map_err(|_| invalid("the request object is not a JWS"))?;
-    let alg = header
-        .claim("alg")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if !core
-        .config
-        .profile
-        .client_assertion_algs
-        .contains(&alg.as_str())
-    {
-        return Err(invalid(format!(
-            "request objects must be signed with one of {}",
-            core.config.profile.client_assertion_algs.join(", ")
-        )));
-    }
+    let (alg, kid) = super::client_auth::client_signed_header(core, &jwt)
+        .map_err(|e| invalid(format!("the request object: {e}")))?;
     if client.metadata.jwks.is_none() && client.metadata.jwks_uri.is_none() {
         return Err(invalid(
             "this client has no registered keys to sign request objects with",
         ));
     }
-    let kid = header
-        .claim("kid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let claims = super::client_auth::verify_signed_by(core, &client, &alg, kid.as_deref(), &jwt)
         .await
         // A `jwks_uri` that cannot be fetched is the client's problem; a failure of this

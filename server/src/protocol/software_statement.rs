@@ -29,21 +29,8 @@ pub fn apply(core: &Core, mut m: ClientMetadata, now: i64) -> Result<ClientMetad
     if jwt.len() > 16 * 1024 || jwt.split('.').count() != 3 {
         return Err(invalid("the software statement is not a compact JWS"));
     }
-    let header = josekit::jwt::decode_header(&jwt)
-        .map_err(|_| invalid("the software statement's header is malformed"))?;
-    let alg = header
-        .claim("alg")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let profile = core.config.profile;
-    if !profile.client_assertion_algs.contains(&alg.as_str()) {
-        return Err(invalid(format!(
-            "software statements must be signed with one of {}",
-            profile.client_assertion_algs.join(", ")
-        )));
-    }
-    let kid = header.claim("kid").and_then(Value::as_str);
+    let (alg, kid) = super::client_auth::client_signed_header(core, &jwt)
+        .map_err(|e| invalid(format!("the software statement: {e}")))?;
     let unverified = super::client_auth::unverified_claims(&jwt)
         .ok_or_else(|| invalid("the software statement's claims are malformed"))?;
     let iss = unverified
@@ -64,8 +51,8 @@ pub fn apply(core: &Core, mut m: ClientMetadata, now: i64) -> Result<ClientMetad
             ),
         ));
     };
-    let claims =
-        super::client_auth::verify_with(&trusted.jwks, &alg, kid, &jwt).ok_or_else(|| {
+    let claims = super::client_auth::verify_with(&trusted.jwks, &alg, kid.as_deref(), &jwt)
+        .ok_or_else(|| {
             invalid("the software statement's signature does not verify with its issuer's keys")
         })?;
     if claims
@@ -81,7 +68,8 @@ pub fn apply(core: &Core, mut m: ClientMetadata, now: i64) -> Result<ClientMetad
         return Err(invalid("the software statement was issued in the future"));
     }
     let members: Vec<&str> = claims.keys().map(String::as_str).collect();
-    profile
+    core.config
+        .profile
         .check_software_statement(&members)
         .map_err(|v| invalid(format!("{} ({})", v.description, v.rule)))?;
     // mTLS is not offered: a statement asking for certificate-bound tokens cannot be honoured.
