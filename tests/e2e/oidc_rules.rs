@@ -11,21 +11,9 @@ use serde_json::{Value, json};
 use crate::grant::{ID_TOKEN_FORMAT, PW, UMA_GRANT, owner_session, uma_token};
 use crate::grant_rules::{introspect_with_pat, permission_sets, register, set, share_with, ticket};
 
-/// The header and the payload of a compact JWT, unverified.
-fn parts(jwt: &str) -> (Value, Value) {
-    let seg = |i: usize| {
-        jwt.split('.')
-            .nth(i)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
-    };
-    (seg(0), seg(1))
-}
-
 /// Verify a JWT of Custodia's against its published JWKS; the payload.
 async fn verified(srv: &TestServer, jwt: &str) -> Value {
-    let (header, payload) = parts(jwt);
+    let (header, payload) = jwt_parts(jwt);
     let kid = header["kid"].as_str().unwrap_or_default();
     let jwks = get_json(&srv.url("/jwks")).await;
     let key = jwks["keys"]
@@ -181,9 +169,9 @@ both!(pairwise_subject_identifiers, |srv| {
         "{seen}"
     );
     // The RPT and the access token the client holds name bob by its pairwise `sub` too.
-    assert_eq!(parts(rpt).1["sub"], json!(subs[0]));
+    assert_eq!(jwt_parts(rpt).1["sub"], json!(subs[0]));
     assert_eq!(
-        parts(t["access_token"].as_str().unwrap_or_default()).1["sub"],
+        jwt_parts(t["access_token"].as_str().unwrap_or_default()).1["sub"],
         json!(subs[0])
     );
     // Another client cannot push it (the token's audience is A's).
@@ -280,7 +268,7 @@ both!(signed_userinfo_and_id_token_claims, |srv| {
     let t = code_flow_tokens(&srv, &signed, "alice", PW, "openid email").await;
     let (s, ct, body) = userinfo(&srv, t["access_token"].as_str().unwrap_or_default(), None).await;
     assert_eq!((s, ct.as_str()), (200, "application/jwt"), "{body}");
-    let (header, _) = parts(&body);
+    let (header, _) = jwt_parts(&body);
     assert_eq!(header["alg"], json!(alg));
     let claims = verified(&srv, &body).await;
     assert_eq!(claims["iss"], json!(srv.core.issuer()));
@@ -441,7 +429,7 @@ both!(signed_request_objects, [
     .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["scope"], json!("openid profile"));
-    let (_, id) = parts(t["id_token"].as_str().unwrap_or_default());
+    let (_, id) = jwt_parts(t["id_token"].as_str().unwrap_or_default());
     assert_eq!(id["nonce"], json!("signed-nonce"));
 
     let stranger = josekit::jws::ES256.generate_key_pair().unwrap_or_else(|e| panic!("{e}"));

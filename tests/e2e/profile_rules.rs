@@ -90,26 +90,6 @@ fn token_proof(srv: &TestServer, k: &crate::dpop::Key) -> String {
     crate::dpop::proof_at(k, "POST", &srv.url("/token"), None, srv.core.now())
 }
 
-/// One base64url (no padding) JWT segment as JSON (`Null` when it is not).
-fn segment(part: &str) -> Value {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
-}
-
-/// The header and the payload of a compact JWT, unverified.
-fn jwt_parts(jwt: &str) -> (Value, Value) {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {jwt}");
-    (
-        segment(parts.first().copied().unwrap_or_default()),
-        segment(parts.get(1).copied().unwrap_or_default()),
-    )
-}
-
 both!(
 /// HEART-OAUTH-14: under `heart` an RS256 client assertion is accepted at the token endpoint, and
 /// an HS256 one (a symmetric algorithm, here with an arbitrary 32-byte secret) is refused with 401

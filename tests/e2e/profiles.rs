@@ -320,15 +320,7 @@ both!(consent_markers_cache_headers_and_azp, [
 
     let t = code_flow_tokens(&srv, &vetted, "alice", "correct horse battery", "openid").await;
     let at = t["access_token"].as_str().unwrap_or_default();
-    let claims: Value = at
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()
-        })
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let claims = jwt_parts(at).1;
     assert_eq!(claims["azp"], json!(vetted.id));
     assert_eq!(claims["client_id"], json!(vetted.id));
     // HEART-OAUTH-34, IGOV-OAUTH-40: a `jti` of 256 random bits (43 base64url characters).
@@ -497,17 +489,7 @@ both!(igov_tokens_are_sender_constrained, [
     let s = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     assert_eq!((s, &v["token_type"]), (200, &json!("DPoP")), "{v}");
-    let claims: Value = v["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()
-        })
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let claims = jwt_parts(v["access_token"].as_str().unwrap_or_default()).1;
     assert_eq!(claims["cnf"]["jkt"], json!(crate::dpop::jkt(&k)), "{claims}");
     // IGOV-OAUTH-44: a client that is not a protected resource cannot introspect, not even its
     // own token.

@@ -703,6 +703,26 @@ pub async fn code_flow_tokens_at(
     t
 }
 
+/// The header and the payload of a compact JWT, unverified (a test reads what a token says; the
+/// tests that need a signature checked verify it against the JWKS).
+pub fn jwt_parts(jwt: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a compact JWS: {jwt}");
+    let segment = |i: usize| {
+        parts
+            .get(i)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    (segment(0), segment(1))
+}
+
 /// `GET url` that must answer 200 with JSON: the body.
 pub async fn get_json(url: &str) -> Value {
     let resp = http()
