@@ -56,6 +56,12 @@ both!(basic_post_and_introspection, |srv| {
         Some(c.id.as_str()),
         "BCP-27: client-only token names the client"
     );
+    // IGOV-OAUTH-40: `aud` is an array (this server's APIs).
+    assert_eq!(
+        payload.claim("aud"),
+        Some(&serde_json::json!([srv.core.issuer()])),
+        "IGOV-OAUTH-40: `aud` is an array"
+    );
 
     // A client must use the method it registered.
     let r = http()

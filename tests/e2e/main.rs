@@ -16,6 +16,7 @@ mod profiles;
 mod prompt;
 mod protection;
 mod registration;
+mod resource_indicators;
 mod schema;
 mod sdk;
 mod security;

@@ -137,6 +137,7 @@ fn consent_page(
             .map(|s| authorize::describe_scope(s))
             .chain(authorize::describe_claims(ar))
             .collect(),
+        resources: &ar.resources,
         redirect_host: &host,
         csrf: &csrf,
         request: &request,

@@ -47,6 +47,8 @@ pub struct ConsentPage<'a> {
     pub duration: String,
     pub username: &'a str,
     pub scopes: Vec<String>,
+    /// Where the tokens may be used (RFC 8707 `resource`; HEART-OAUTH-27, IGOV-OAUTH-31).
+    pub resources: &'a [String],
     pub redirect_host: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,

@@ -41,6 +41,9 @@ pub struct AuthRequest {
     pub code_challenge: Option<String>,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code must be redeemed with.
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: where the client will use its tokens (shown on the consent page; the tokens'
+    /// audience).
+    pub resources: Vec<String>,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     /// The request as received, carried through the login and consent forms.
@@ -240,6 +243,7 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest,
         Some(c) => super::userinfo::requested_claims(c)?,
         None => vec![],
     };
+    let resources = super::resource_indicator::parse(&raw)?;
     Ok(AuthRequest {
         client,
         redirect_uri,
@@ -250,6 +254,7 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest,
         nonce: raw.get("nonce").map(str::to_string),
         code_challenge: challenge.map(str::to_string),
         dpop_jkt: raw.get("dpop_jkt").map(str::to_string),
+        resources,
         prompt,
         max_age,
         raw,
@@ -411,7 +416,13 @@ pub async fn next(
             .iter()
             .any(|(n, s, _)| n == c && consented.iter().any(|g| g == s))
     });
-    if req.prompt.consent || !scope::subset(&req.scopes, &consented) || !claims_covered {
+    // A request that names target resources (RFC 8707) is shown to the user every time: the
+    // consent remembered is for scopes, not for where the tokens may be used.
+    if req.prompt.consent
+        || !scope::subset(&req.scopes, &consented)
+        || !claims_covered
+        || !req.resources.is_empty()
+    {
         if req.prompt.none {
             return Ok(Next::Redirect(error_redirect(
                 core,
@@ -502,6 +513,7 @@ async fn issue_code(
         dpop_jkt: req.dpop_jkt.clone(),
         claims: (!req.claims.is_empty())
             .then(|| serde_json::to_string(&req.claims).unwrap_or_default()),
+        resources: super::resource_indicator::to_column(&req.resources),
     };
     core.store
         .run(move |c| grants::insert_code(c, &row))

@@ -52,6 +52,8 @@ pub enum ErrorCode {
     InvalidSoftwareStatement,
     /// RFC 7591 §3.2.2: the software statement's issuer is not trusted here.
     UnapprovedSoftwareStatement,
+    /// RFC 8707 §2: a `resource` value is invalid or not allowed here.
+    InvalidTarget,
     /// Rate limited (answered with 429 and `Retry-After`).
     SlowDown,
     ServerError,
@@ -90,6 +92,7 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InvalidSoftwareStatement => "invalid_software_statement",
             ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -264,6 +267,7 @@ mod tests {
             ErrorCode::RequestUriNotSupported,
             ErrorCode::InvalidSoftwareStatement,
             ErrorCode::UnapprovedSoftwareStatement,
+            ErrorCode::InvalidTarget,
             ErrorCode::SlowDown,
             ErrorCode::ServerError,
             ErrorCode::TemporarilyUnavailable,

@@ -187,6 +187,20 @@ fn bearer_of(header: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether an access token may be used at this server's own APIs (userinfo, the protection and
+/// owner APIs): its `aud` names the issuer. A token audience-restricted to other resources
+/// (RFC 8707) is refused there, though introspection still describes it.
+pub fn for_this_server(core: &Core, claims: &Map<String, Value>) -> bool {
+    audience_contains(claims, core.issuer())
+}
+
+/// The refusal of a token meant for other resources.
+pub fn other_audience() -> OAuthError {
+    OAuthError::invalid_token(
+        "the access token is audience-restricted to other resources (`resource`), not this server's APIs",
+    )
+}
+
 fn audience_contains(claims: &Map<String, Value>, id: &str) -> bool {
     match claims.get("aud") {
         Some(Value::String(a)) => a == id,

@@ -28,6 +28,7 @@ pub mod protection;
 pub mod ratelimit;
 pub mod registration;
 pub mod request_object;
+pub mod resource_indicator;
 pub mod resources;
 pub mod revoke;
 pub mod scope;

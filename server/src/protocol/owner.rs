@@ -21,6 +21,9 @@ pub async fn from_token(core: &Core, bearer: &str, now: i64) -> Result<String, O
             "the access token is invalid, expired or revoked",
         ));
     };
+    if !super::introspect::for_this_server(core, &t.claims) {
+        return Err(super::introspect::other_audience());
+    }
     if !t.scope.split(' ').any(|s| s == OWNER_SCOPE) {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,

@@ -1,6 +1,7 @@
 //! Form and query parameters (`application/x-www-form-urlencoded`) as the protocol needs them:
 //! parsed without loss, with RFC 6749 §3.1/§3.2 "parameters MUST NOT be included more than once"
-//! enforced and empty values treated as omitted.
+//! enforced (except `resource`, which RFC 8707 §2 lets a request repeat) and empty values treated
+//! as omitted.
 
 use super::error::OAuthError;
 
@@ -20,6 +21,8 @@ impl std::fmt::Debug for Params {
 /// Most parameters a request may carry, and the longest value accepted.
 const MAX_PARAMS: usize = 64;
 const MAX_VALUE: usize = 16 * 1024;
+/// Parameters a request may repeat: RFC 8707 resource indicators.
+const REPEATABLE: &[&str] = &["resource"];
 
 impl Params {
     /// Parse a urlencoded string. Repeated parameters are refused with `invalid_request`.
@@ -37,7 +40,7 @@ impl Params {
                     "parameter `{k}` is too long"
                 )));
             }
-            if seen.contains(&k.as_str()) {
+            if seen.contains(&k.as_str()) && !REPEATABLE.contains(&k.as_str()) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{k}` is repeated"
                 )));
@@ -54,6 +57,15 @@ impl Params {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of a repeatable parameter, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn contains(&self, key: &str) -> bool {

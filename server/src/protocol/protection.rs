@@ -54,9 +54,12 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn, &Pat) -> Result<T, StoreError> + Send + 'static,
 {
-    let Some((_, jti)) = verified_claims(core, bearer, now) else {
+    let Some((claims, jti)) = verified_claims(core, bearer, now) else {
         return Err(invalid());
     };
+    if !super::introspect::for_this_server(core, &claims) {
+        return Err(super::introspect::other_audience());
+    }
     let record = core
         .store
         .run(move |c| {

@@ -56,6 +56,8 @@ pub struct AccessSpec<'a> {
     /// UserInfo claims asked for one by one (OpenID Connect Core §5.5), carried in the token as
     /// `userinfo_claims` for the UserInfo endpoint.
     pub userinfo_claims: &'a [String],
+    /// RFC 8707 targets the token is restricted to; empty: this server's own APIs.
+    pub resources: &'a [String],
 }
 
 /// One permission of an RPT (UMA Federated Authorization §5.1.1: `resource_id`, `resource_scopes`,
@@ -157,9 +159,14 @@ impl Minter {
         claims.insert("iss".into(), json!(self.issuer));
         let sub = self.shown_subject(spec.user_id.unwrap_or(spec.client_id), spec.user_id)?;
         claims.insert("sub".into(), json!(sub));
-        // The audience: this server's protected APIs (userinfo); resource-specific audiences
-        // (RFC 8707) come with the UMA issues.
-        claims.insert("aud".into(), json!(self.issuer));
+        // The audience, always an array (IGOV-OAUTH-40; RFC 9068 §2.2 allows both forms): the
+        // resources the client named (RFC 8707), else this server's protected APIs (userinfo, the
+        // protection and owner APIs). RPTs name resource servers.
+        if spec.resources.is_empty() {
+            claims.insert("aud".into(), json!([self.issuer]));
+        } else {
+            claims.insert("aud".into(), json!(spec.resources));
+        }
         claims.insert("client_id".into(), json!(spec.client_id));
         // HEART-OAUTH-34 (CONF-10): `azp` beside RFC 9068's `client_id`.
         claims.insert("azp".into(), json!(spec.client_id));
@@ -250,6 +257,7 @@ impl Minter {
             created_at: now,
             dpop_jkt: None,
             claims: None,
+            resources: None,
         };
         (secret, row)
     }

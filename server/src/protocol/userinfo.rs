@@ -80,6 +80,9 @@ pub async fn userinfo(
             "the access token is invalid, expired or revoked",
         ));
     };
+    if !super::introspect::for_this_server(core, &token.claims) {
+        return Err(super::introspect::other_audience());
+    }
     let scopes: Vec<&str> = token.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
         return Err(OAuthError::new(

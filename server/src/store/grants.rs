@@ -54,6 +54,8 @@ pub struct CodeRow {
     pub dpop_jkt: Option<String>,
     /// The individual UserInfo claims asked for (a JSON array; OpenID Connect Core §5.5).
     pub claims: Option<String>,
+    /// RFC 8707 targets the authorization request named (a JSON array).
+    pub resources: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -86,6 +88,8 @@ pub struct RefreshTokenRow {
     pub dpop_jkt: Option<String>,
     /// The individual UserInfo claims asked for (a JSON array; OpenID Connect Core §5.5).
     pub claims: Option<String>,
+    /// RFC 8707 targets of the grant (a JSON array); a refresh may narrow them.
+    pub resources: Option<String>,
 }
 
 /// What a grant hands out in one go.

@@ -52,6 +52,7 @@ diesel::table! {
         created_at -> BigInt,
         dpop_jkt -> Nullable<Text>,
         claims -> Nullable<Text>,
+        resources -> Nullable<Text>,
     }
 }
 
@@ -82,6 +83,7 @@ diesel::table! {
         created_at -> BigInt,
         dpop_jkt -> Nullable<Text>,
         claims -> Nullable<Text>,
+        resources -> Nullable<Text>,
     }
 }
 

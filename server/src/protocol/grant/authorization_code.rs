@@ -7,6 +7,7 @@ use super::super::Core;
 use super::super::client_auth::Authenticated;
 use super::super::error::{ErrorCode, OAuthError};
 use super::super::params::Params;
+use super::super::resource_indicator;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
 use crate::secrets::{Secret, ct_eq};
@@ -37,6 +38,7 @@ pub async fn exchange(
     let code = Secret::new(params.require("code")?);
     let redirect_uri = params.get("redirect_uri").map(str::to_string);
     let verifier = params.get("code_verifier").map(str::to_string);
+    let wanted_targets = super::super::resource_indicator::parse(params)?;
     if let Some(v) = &verifier
         && !valid_verifier(v)
     {
@@ -103,6 +105,11 @@ pub async fn exchange(
                     }
                     (None, None) => {}
                 }
+                // RFC 8707 §2.2: the token's targets, within those the user saw and allowed.
+                let targets = resource_indicator::narrow(
+                    wanted_targets,
+                    &resource_indicator::from_column(row.resources.as_deref()),
+                )?;
                 let scopes = scope::parse(&row.scope).unwrap_or_default();
                 let asked: Vec<String> = row
                     .claims
@@ -117,6 +124,7 @@ pub async fn exchange(
                         grant_id: Some(&row.grant_id),
                         auth_time: Some(row.auth_time),
                         userinfo_claims: &asked,
+                        resources: &targets,
                     },
                     now,
                 )?;
@@ -131,6 +139,7 @@ pub async fn exchange(
                         r.dpop_jkt = minter.cnf_jkt.clone();
                     }
                     r.claims = row.claims.clone();
+                    r.resources = row.resources.clone();
                     (Some(s), Some(r))
                 } else {
                     (None, None)

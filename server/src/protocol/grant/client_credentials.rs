@@ -53,6 +53,8 @@ pub async fn issue(
         requested
     };
     let scope_str = scope::join(&granted);
+    // RFC 8707: a client acting for itself names its targets at the token endpoint.
+    let targets = super::super::resource_indicator::parse(params)?;
     let minter = Minter::from_core(core).bound(dpop);
     let (token, row) = minter.mint_access(
         &AccessSpec {
@@ -62,6 +64,7 @@ pub async fn issue(
             grant_id: None,
             auth_time: None,
             userinfo_claims: &[],
+            resources: &targets,
         },
         now,
     )?;

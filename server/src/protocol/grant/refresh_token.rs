@@ -7,6 +7,7 @@ use super::super::Core;
 use super::super::client_auth::Authenticated;
 use super::super::error::{ErrorCode, OAuthError};
 use super::super::params::Params;
+use super::super::resource_indicator;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
 use crate::secrets::Secret;
@@ -24,6 +25,7 @@ pub async fn refresh(
         Some(s) => Some(scope::parse(s)?),
         None => None,
     };
+    let wanted_targets = resource_indicator::parse(params)?;
     let hash = token.hash();
     let peek = hash.clone();
     let row = core
@@ -32,6 +34,12 @@ pub async fn refresh(
         .await?;
     match row {
         Some(r) if r.client_id == auth.client.id => {
+            // RFC 8707 §2.2: a refresh may narrow the grant's targets, never widen them; checked
+            // before the token is spent.
+            resource_indicator::narrow(
+                wanted_targets.clone(),
+                &resource_indicator::from_column(r.resources.as_deref()),
+            )?;
             // DPOP-04: a public client's refresh token bound to a DPoP key needs a proof with
             // that key; checked before the token is spent.
             if let Some(bound) = &r.dpop_jkt {
@@ -76,6 +84,10 @@ pub async fn refresh(
                     _ => original,
                 };
                 let scope_str = scope::join(&granted);
+                let targets = resource_indicator::narrow(
+                    wanted_targets,
+                    &resource_indicator::from_column(row.resources.as_deref()),
+                )?;
                 let asked: Vec<String> = row
                     .claims
                     .as_deref()
@@ -89,6 +101,7 @@ pub async fn refresh(
                         grant_id: Some(&row.grant_id),
                         auth_time: Some(row.auth_time),
                         userinfo_claims: &asked,
+                        resources: &targets,
                     },
                     now,
                 )?;
@@ -118,6 +131,8 @@ pub async fn refresh(
                 refresh_row.expires_at = row.expires_at;
                 refresh_row.dpop_jkt = row.dpop_jkt.clone();
                 refresh_row.claims = row.claims.clone();
+                // The family keeps every target of the grant; this access token may be narrower.
+                refresh_row.resources = row.resources.clone();
                 let response = TokenResponse {
                     access_token: access,
                     token_type: "Bearer",

@@ -1,0 +1,2 @@
+ALTER TABLE refresh_tokens DROP COLUMN resources;
+ALTER TABLE auth_codes DROP COLUMN resources;

@@ -1,0 +1,233 @@
+//! RFC 8707 resource indicators: the consent page names the target resources (HEART-OAUTH-27,
+//! IGOV-OAUTH-31: "the access requested … target resource"), access tokens are audience-restricted
+//! to them (`aud` an array, IGOV-OAUTH-40), a token request may narrow the targets but never widen
+//! them, and a token for other resources is refused at Custodia's own APIs.
+
+use custodia_tests::*;
+use serde_json::{Value, json};
+
+const FHIR: &str = "https://fhir.example/r4";
+const LABS: &str = "https://labs.example/api";
+
+/// Sign in, check the consent page lists the targets, allow: the code and the PKCE verifier.
+async fn code_for(srv: &TestServer, client: &TestClient, resources: &[&str]) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let mut extra = vec![
+        ("scope", "openid profile"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    extra.extend(resources.iter().map(|r| ("resource", *r)));
+    let b = browser();
+    let login = open(&b, &authorize_url(srv, client, &extra)).await;
+    let (_, page) = login.page();
+    let loc = match submit_login(&b, srv, page, "alice", "correct horse battery").await {
+        Landing::Page(_, consent) => {
+            for r in resources {
+                assert!(
+                    consent.contains(&format!("<code>{r}</code>")),
+                    "HEART-OAUTH-27: the consent page names {r}: {consent}"
+                );
+            }
+            submit_consent(&b, srv, &consent, "allow")
+                .await
+                .redirect()
+                .to_string()
+        }
+        // Scopes consented before and no targets: no page (a request naming targets always
+        // shows one).
+        Landing::Redirect(_, loc) if resources.is_empty() => loc,
+        other => panic!("no consent page: {:?}", other.redirect()),
+    };
+    let code = query(&loc)
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code in {loc}"));
+    (code, verifier)
+}
+
+fn aud(token: &Value) -> Value {
+    jwt_parts(token["access_token"].as_str().unwrap_or_default()).1["aud"].clone()
+}
+
+both!(resource_indicators, |srv| {
+    srv.add_user("alice", "correct horse battery").await;
+    let client = srv.web_client().await;
+
+    // A target the authorization request did not name: `invalid_target` (RFC 8707 §2.2).
+    let (code, verifier) = code_for(&srv, &client, &[FHIR]).await;
+    let (s, e) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+            ("resource", LABS),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{e}"
+    );
+
+    // Two targets allowed; the code's token asks for one of them.
+    let (code, verifier) = code_for(&srv, &client, &[FHIR, LABS]).await;
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+            ("resource", FHIR),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        aud(&t),
+        json!([FHIR]),
+        "IGOV-OAUTH-40: `aud` is an array of the targets"
+    );
+    let refresh = t["refresh_token"].as_str().unwrap_or_default().to_string();
+
+    // The token is for the FHIR server, not for Custodia's UserInfo endpoint.
+    let (s, h, body) = bearer_json(
+        reqwest::Method::GET,
+        &srv.url("/userinfo"),
+        t["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{body}");
+    let challenge = h
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+
+    // Refresh: a wider target is refused before the refresh token is spent …
+    let (s, e) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("resource", "https://elsewhere.example/"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{e}"
+    );
+    // … the same token still works: narrowed to the labs, then (next rotation) every target.
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("resource", LABS),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(aud(&t), json!([LABS]));
+    let refresh = t["refresh_token"].as_str().unwrap_or_default().to_string();
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(aud(&t), json!([FHIR, LABS]));
+
+    // Without targets: this server's APIs, and UserInfo answers.
+    let (code, verifier) = code_for(&srv, &client, &[]).await;
+    let (s, t) = token_request(
+        &srv,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(aud(&t), json!([srv.core.issuer()]));
+    let (s, _, body) = bearer_json(
+        reqwest::Method::GET,
+        &srv.url("/userinfo"),
+        t["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
+    // Malformed targets at the authorization endpoint: a 400 page naming `invalid_target`.
+    for bad in [
+        "https://fhir.example/r4#part",
+        "fhir",
+        "http://fhir.example/",
+    ] {
+        let b = browser();
+        let landing = open(&b, &authorize_url(&srv, &client, &[("resource", bad)])).await;
+        let (s, page) = landing.page();
+        assert_eq!(s, 400, "{bad}: {page}");
+        assert!(page.contains("invalid_target"), "{bad}: {page}");
+    }
+
+    // A client acting for itself names its target at the token endpoint.
+    let service = srv.service_client().await;
+    let (s, t) = token_request(
+        &srv,
+        &service,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", FHIR),
+            ("resource", LABS),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(aud(&t), json!([FHIR, LABS]));
+    let (s, e) = token_request(
+        &srv,
+        &service,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://fhir.example/#x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{e}"
+    );
+    // Other parameters still may not repeat (RFC 6749 §3.2).
+    let (s, e) = token_request(
+        &srv,
+        &service,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:read"),
+            ("scope", "api:write"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+});
