@@ -237,6 +237,78 @@ pub struct KeyRing {
     /// The MAC key of DPoP nonces, derived from the KEK the same way: every instance sharing the
     /// KEK accepts the nonces of the others.
     dpop_nonce: Arc<[u8; 64]>,
+    /// The key request objects may be encrypted to (IGOV-OIDC-13), derived from the KEK.
+    request_enc: Arc<EncryptionKey>,
+}
+
+/// Algorithms of request-object encryption (the `alg` of the JWE; the `enc` is any josekit
+/// supports: AES-GCM and AES-CBC-HMAC-SHA2).
+pub const REQUEST_ENCRYPTION_ALGS: &[&str] = &["ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"];
+/// Content encryptions advertised for request objects.
+pub const REQUEST_ENCRYPTION_ENCS: &[&str] =
+    &["A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512"];
+
+/// A P-256 key for ECDH-ES, derived from the key-encryption key, so every instance sharing the
+/// KEK has it without another stored secret, and it changes only with the KEK. Published in the
+/// JWKS with `use: enc`.
+struct EncryptionKey {
+    kid: String,
+    /// PKCS#8 DER of the private key.
+    der: Vec<u8>,
+    public_jwk: Value,
+}
+
+/// Derive the request-object encryption key: the private scalar is HMAC-SHA-512(KEK, label)
+/// reduced into [1, n − 1] (the 512-bit input leaves a bias below 2^-250).
+fn derive_encryption_key(kek: &[u8; 32]) -> Result<EncryptionKey, KeyError> {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::nid::Nid;
+    let jose = |e: openssl::error::ErrorStack| KeyError::Jose(e.to_string());
+    let seed = derive_key(kek, b"custodia request object encryption v1")?;
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(jose)?;
+    let mut ctx = BigNumContext::new().map_err(jose)?;
+    let mut order = BigNum::new().map_err(jose)?;
+    group.order(&mut order, &mut ctx).map_err(jose)?;
+    let one = BigNum::from_u32(1).map_err(jose)?;
+    let mut order_minus_one = BigNum::new().map_err(jose)?;
+    order_minus_one.checked_sub(&order, &one).map_err(jose)?;
+    let wide = BigNum::from_slice(&seed).map_err(jose)?;
+    let mut reduced = BigNum::new().map_err(jose)?;
+    reduced
+        .nnmod(&wide, &order_minus_one, &mut ctx)
+        .map_err(jose)?;
+    let mut d = BigNum::new().map_err(jose)?;
+    d.checked_add(&reduced, &one).map_err(jose)?;
+    let mut point = EcPoint::new(&group).map_err(jose)?;
+    point.mul_generator2(&group, &d, &mut ctx).map_err(jose)?;
+    let key = EcKey::from_private_components(&group, &d, &point).map_err(jose)?;
+    let der = openssl::pkey::PKey::from_ec_key(key)
+        .and_then(|k| k.private_key_to_pkcs8())
+        .map_err(jose)?;
+    let pair = josekit::jwk::alg::ec::EcKeyPair::from_der(
+        &der,
+        Some(josekit::jwk::alg::ec::EcCurve::P256),
+    )?;
+    let mut public = josekit::jwk::KeyPair::to_jwk_public_key(&pair)
+        .as_ref()
+        .clone();
+    public.remove("alg");
+    public.remove("use");
+    public.remove("kid");
+    let kid = format!(
+        "enc-{}",
+        crate::protocol::dpop::thumbprint(&public)
+            .ok_or_else(|| KeyError::Jose("the encryption key has no thumbprint".into()))?
+    );
+    public.insert("kid".into(), Value::String(kid.clone()));
+    public.insert("use".into(), Value::String("enc".into()));
+    public.insert("alg".into(), Value::String("ECDH-ES+A256KW".into()));
+    Ok(EncryptionKey {
+        kid,
+        der,
+        public_jwk: Value::Object(public),
+    })
 }
 
 /// Verification failures of our own tokens.
@@ -268,6 +340,7 @@ impl KeyRing {
                 b"custodia pairwise subject identifiers v1",
             )?),
             dpop_nonce: Arc::new(derive_key(&kek, b"custodia dpop nonces v1")?),
+            request_enc: Arc::new(derive_encryption_key(&kek)?),
         };
         ring.reload_sync(store, now)?;
         let needs_key = {
@@ -332,7 +405,7 @@ impl KeyRing {
                 m.insert("alg".into(), Value::String(k.alg.clone()));
                 m.insert("use".into(), Value::String("sig".into()));
                 Value::Object(m)
-            }).collect::<Vec<_>>()
+            }).chain(std::iter::once(self.request_enc.public_jwk.clone())).collect::<Vec<_>>()
         });
         Ok(KeySet { keys, jwks })
     }
@@ -388,6 +461,41 @@ impl KeyRing {
     /// The key of pairwise subject identifiers ([`crate::protocol::subjects`]).
     pub(crate) fn pairwise_key(&self) -> &[u8; 64] {
         &self.pairwise
+    }
+
+    /// Decrypt a request object encrypted to this server's `use: enc` key (OpenID Connect Core
+    /// §6.1, IGOV-OIDC-13): the plaintext (the signed request object), or why it cannot be read.
+    pub(crate) fn decrypt_request_object(&self, jwe: &str) -> Result<String, String> {
+        let header = josekit::jwe::JweHeader::from_bytes(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwe.split('.').next().unwrap_or_default())
+                .map_err(|_| "its JWE header is malformed".to_string())?,
+        )
+        .map_err(|_| "its JWE header is malformed".to_string())?;
+        let alg = header.algorithm().unwrap_or_default().to_string();
+        use josekit::jwe::{ECDH_ES, ECDH_ES_A128KW, ECDH_ES_A256KW};
+        let decrypter = match alg.as_str() {
+            "ECDH-ES" => ECDH_ES.decrypter_from_der(&self.request_enc.der),
+            "ECDH-ES+A128KW" => ECDH_ES_A128KW.decrypter_from_der(&self.request_enc.der),
+            "ECDH-ES+A256KW" => ECDH_ES_A256KW.decrypter_from_der(&self.request_enc.der),
+            other => {
+                return Err(format!(
+                    "it must be encrypted with one of {} (not `{}`)",
+                    REQUEST_ENCRYPTION_ALGS.join(", "),
+                    crate::protocol::scope::sanitize(other)
+                ));
+            }
+        }
+        .map_err(|e| format!("the decryption key cannot be used: {e}"))?;
+        if header.key_id().is_some_and(|k| k != self.request_enc.kid) {
+            return Err(format!(
+                "it is encrypted to a key this server does not have (use `{}`)",
+                self.request_enc.kid
+            ));
+        }
+        let (plain, _) = josekit::jwe::deserialize_compact(jwe, &decrypter)
+            .map_err(|_| "it cannot be decrypted with this server's key".to_string())?;
+        String::from_utf8(plain).map_err(|_| "its content is not text".to_string())
     }
 
     /// HMAC-SHA-256 of `data` under the DPoP nonce key, truncated to 128 bits
@@ -473,6 +581,34 @@ mod tests {
             "the kid is bound as associated data"
         );
         assert!(decrypt(&[8u8; 32], "kid1", &enc).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn request_encryption_key_is_derived_from_the_kek() -> Result<(), KeyError> {
+        let a = derive_encryption_key(&[7u8; 32])?;
+        let again = derive_encryption_key(&[7u8; 32])?;
+        let other = derive_encryption_key(&[8u8; 32])?;
+        assert_eq!(
+            (a.kid.as_str(), &a.public_jwk),
+            (again.kid.as_str(), &again.public_jwk)
+        );
+        assert_ne!(a.kid, other.kid);
+        assert_eq!(a.public_jwk["crv"], "P-256");
+        assert!(a.public_jwk.get("d").is_none());
+        // What is encrypted to the published key, the derived private key decrypts.
+        let jwk = Jwk::from_map(a.public_jwk.as_object().cloned().unwrap_or_default())?;
+        let mut h = josekit::jwe::JweHeader::new();
+        h.set_content_encryption("A128GCM");
+        let enc = josekit::jwe::ECDH_ES_A256KW.encrypter_from_jwk(&jwk)?;
+        let sealed = josekit::jwe::serialize_compact(b"a.b.c", &h, &enc)?;
+        let dec = josekit::jwe::ECDH_ES_A256KW.decrypter_from_der(&a.der)?;
+        assert_eq!(
+            josekit::jwe::deserialize_compact(&sealed, &dec)?.0,
+            b"a.b.c"
+        );
+        let wrong = josekit::jwe::ECDH_ES_A256KW.decrypter_from_der(&other.der)?;
+        assert!(josekit::jwe::deserialize_compact(&sealed, &wrong).is_err());
         Ok(())
     }
 

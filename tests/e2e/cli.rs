@@ -149,7 +149,12 @@ async fn run_command_serves_discovery_and_jwks_on_the_sqlite_default() {
         .json()
         .await
         .unwrap_or_default();
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    let signing = |jwks: &Value| {
+        jwks["keys"]
+            .as_array()
+            .map(|k| k.iter().filter(|k| k["use"] == "sig").count())
+    };
+    assert_eq!(signing(&jwks), Some(1));
     assert!(
         dir.path().join("custodia.db").exists(),
         "the SQLite file in the working directory"
@@ -361,11 +366,10 @@ async fn readme_walkthrough_with_cli_made_user_and_client() {
         .json()
         .await
         .unwrap_or_default();
-    assert_eq!(
-        jwks["keys"].as_array().map(Vec::len),
-        Some(2),
-        "rotated keys stay published"
-    );
+    let signing = jwks["keys"]
+        .as_array()
+        .map(|k| k.iter().filter(|k| k["use"] == "sig").count());
+    assert_eq!(signing, Some(2), "rotated keys stay published");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use custodia_tests::*;
 use serde_json::Value;
 
+/// The signing keys of the JWKS (`use: sig`; the request-object encryption key is `use: enc`).
 async fn jwks(srv: &TestServer) -> Vec<Value> {
     let v: Value = http()
         .get(srv.url("/jwks"))
@@ -13,7 +14,13 @@ async fn jwks(srv: &TestServer) -> Vec<Value> {
         .json()
         .await
         .unwrap_or_default();
-    v["keys"].as_array().cloned().unwrap_or_default()
+    let all = v["keys"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        all.iter().filter(|k| k["use"] == "enc").count(),
+        1,
+        "one request-object encryption key: {v}"
+    );
+    all.into_iter().filter(|k| k["use"] == "sig").collect()
 }
 
 fn kid_of(jwt: &str) -> String {

@@ -452,6 +452,72 @@ both!(signed_request_objects, [
         assert!(body.contains(wanted), "{wanted}: {body}");
         assert!(body.contains("invalid_request_object"), "{wanted}: {body}");
     }
+    // IGOV-OIDC-13: a request object signed, then encrypted to the server's `use: enc` key.
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    assert_eq!(
+        d["request_object_encryption_alg_values_supported"],
+        json!(["ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"])
+    );
+    let jwks = get_json(&srv.url("/jwks")).await;
+    let enc_key = jwks["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["use"] == "enc"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no encryption key in {jwks}"));
+    assert_eq!((enc_key["kty"].as_str(), enc_key["crv"].as_str()), (Some("EC"), Some("P-256")));
+    assert!(enc_key.get("d").is_none(), "only the public key is published");
+    let encrypt_to = |jwk: &Value, plain: &str, kid: Option<&str>| {
+        let jwk = josekit::jwk::Jwk::from_map(jwk.as_object().cloned().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let encrypter = josekit::jwe::ECDH_ES_A256KW
+            .encrypter_from_jwk(&jwk)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut h = josekit::jwe::JweHeader::new();
+        h.set_content_encryption("A256GCM");
+        h.set_content_type("JWT");
+        if let Some(k) = kid {
+            h.set_key_id(k);
+        }
+        josekit::jwe::serialize_compact(plain.as_bytes(), &h, &encrypter)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (verifier2, challenge2) = pkce();
+    let sealed_object = signed(&key, object(json!({"code_challenge": challenge2, "state": "sealed-state"})));
+    let sealed = encrypt_to(&enc_key, &sealed_object, enc_key["kid"].as_str());
+    assert_eq!(sealed.split('.').count(), 5);
+    let loc = authorize_and_allow(&srv, &client, &[("request", sealed.as_str())], "alice", PW).await;
+    let back = query(&loc);
+    assert_eq!(back.get("state").map(String::as_str), Some("sealed-state"), "{loc}");
+    let code = back.get("code").cloned().unwrap_or_else(|| panic!("no code in {loc}"));
+    let (s, t) = token_request(&srv, &client, &[
+        ("grant_type", "authorization_code"), ("code", &code),
+        ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier2),
+    ]).await;
+    assert_eq!(s, 200, "{t}");
+    let stranger_enc = josekit::jwe::ECDH_ES
+        .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stranger_enc = josekit::jwk::KeyPair::to_jwk_public_key(&stranger_enc).as_ref().clone();
+    stranger_enc.remove("alg");
+    let stranger_enc = Value::Object(stranger_enc);
+    let to_stranger = encrypt_to(&stranger_enc, &sealed_object, None);
+    let to_stranger_kid = encrypt_to(&stranger_enc, &sealed_object, Some("someone-elses"));
+    let sealed_unsigned = encrypt_to(&enc_key, &unsigned, enc_key["kid"].as_str());
+    let sealed_forged = encrypt_to(&enc_key, &forged, enc_key["kid"].as_str());
+    let sealed_text = encrypt_to(&enc_key, "not a JWT", enc_key["kid"].as_str());
+    for (request, wanted) in [
+        (to_stranger.as_str(), "cannot be decrypted"),
+        (to_stranger_kid.as_str(), "a key this server does not have"),
+        (sealed_unsigned.as_str(), "must be signed with one of"),
+        (sealed_forged.as_str(), "does not verify"),
+        (sealed_text.as_str(), "must hold a signed request object"),
+    ] {
+        let (s, body) = authorize_page(&srv, &client, &[("request", request)]).await;
+        assert_eq!(s, 400, "{wanted}: {body}");
+        assert!(body.contains(wanted), "{wanted}: {body}");
+        assert!(body.contains("invalid_request_object"), "{wanted}: {body}");
+    }
+
     let (s, body) = authorize_page(&srv, &client, &[("request_uri", "https://client.example/ro.jwt")]).await;
     assert_eq!(s, 400);
     assert!(body.contains("`request_uri` is not supported"), "{body}");

@@ -89,6 +89,8 @@ pub fn metadata(core: &Core) -> Value {
         "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": p.client_assertion_algs,
+        "request_object_encryption_alg_values_supported": crate::keys::REQUEST_ENCRYPTION_ALGS,
+        "request_object_encryption_enc_values_supported": crate::keys::REQUEST_ENCRYPTION_ENCS,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
     });

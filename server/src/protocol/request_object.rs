@@ -6,7 +6,10 @@
 //! Custodia; `exp` and `nbf` are honoured. The verified object stays in the request carried
 //! through sign-in and consent, so every step reads the signed values again, not the browser's.
 //!
-//! `request_uri` is not offered (`request_uri_not_supported`), nor are encrypted request objects.
+//! A request object may also be encrypted to Custodia's `use: enc` key (a JWE with ECDH-ES on
+//! P-256, OpenID Connect Core §6.1 "signed and then encrypted"; IGOV-OIDC-13): it is decrypted,
+//! and what it holds must be a signed request object as above. `request_uri` is not offered
+//! (`request_uri_not_supported`).
 
 use serde_json::Value;
 
@@ -40,9 +43,21 @@ pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthEr
     let Some(client) = super::clients::find(core, &client_id).await? else {
         return Err(OAuthError::invalid_request("unknown client"));
     };
-    if jwt.split('.').count() == 5 {
-        return Err(invalid("encrypted request objects are not supported"));
-    }
+    // Encrypted (five parts): decrypt, then the content is checked like any request object.
+    let jwt = if jwt.split('.').count() == 5 {
+        let inner = core
+            .keys
+            .decrypt_request_object(&jwt)
+            .map_err(|e| invalid(format!("the encrypted request object: {e}")))?;
+        if inner.split('.').count() != 3 {
+            return Err(invalid(
+                "an encrypted request object must hold a signed request object (sign, then encrypt)",
+            ));
+        }
+        inner
+    } else {
+        jwt
+    };
     let (alg, kid) = super::client_auth::client_signed_header(core, &jwt)
         .map_err(|e| invalid(format!("the request object: {e}")))?;
     if client.metadata.jwks.is_none() && client.metadata.jwks_uri.is_none() {
