@@ -309,6 +309,18 @@ both!(consent_markers_cache_headers_and_azp, [
     let page = consent_page(&srv, &vetted, "alice").await;
     assert!(!page.contains("registered itself"), "{page}");
 
+    // HEART-OIDC-02, HEART-OAUTH-29: the OpenID discovery document under `heart` has the members
+    // of the HEART/iGov OP discovery list (iGov OIDC §3.7, imported from HEART OIDC 1.0).
+    let d = get_json(&srv.url("/.well-known/openid-configuration")).await;
+    for m in [
+        "issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
+        "introspection_endpoint", "revocation_endpoint",
+    ] {
+        assert!(d[m].as_str().is_some_and(|u| u.starts_with(&srv.base)), "{m}: {d}");
+    }
+    for (m, must) in [("scopes_supported", "openid"), ("claims_supported", "sub")] {
+        assert!(d[m].as_array().is_some_and(|a| a.iter().any(|v| v == must)), "{m}: {d}");
+    }
     for path in ["/.well-known/openid-configuration", "/.well-known/uma2-configuration", "/jwks"] {
         let resp = http().get(srv.url(path)).send().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
