@@ -615,6 +615,7 @@ mod tests {
             refresh_token: None,
             expires_at: now() + 600,
             scope: "uma_protection".into(),
+            dpop_jkt: None,
         }
     }
 
@@ -851,6 +852,7 @@ mod tests {
                 refresh_token: None,
                 expires_at: now() + 600,
                 scope: "uma_protection".into(),
+                dpop_jkt: None,
             })
             .await
             .unwrap();

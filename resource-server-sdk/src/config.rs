@@ -72,6 +72,25 @@ pub struct ClientConfig {
     /// `private_key_jwt` (RFC 7523): the private key signing client assertions, instead of the
     /// secret in `client_secret_basic`.
     pub(crate) assertion_key: Option<AssertionKey>,
+    /// DPoP (RFC 9449): the key PATs are bound to, when the authorization server should issue
+    /// sender-constrained PATs (required under iGov).
+    pub(crate) dpop_key: Option<DpopKey>,
+}
+
+/// The key of DPoP-bound PATs: a P-256 key made when the client is configured. It lives in
+/// memory only; a PAT bound to an earlier key (a restart) is refreshed before use.
+#[derive(Clone)]
+pub(crate) struct DpopKey {
+    pub private: josekit::jwk::Jwk,
+    pub public: josekit::jwk::Jwk,
+    /// The RFC 7638 thumbprint of `public` (the PAT's `cnf.jkt`).
+    pub jkt: String,
+}
+
+impl std::fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DpopKey({})", self.jkt)
+    }
 }
 
 /// A private key for client assertions: the JWK, its `kid` and the algorithm.
@@ -114,6 +133,7 @@ impl ClientConfig {
             insecure_allow_http: false,
             clock: Clock::system(),
             assertion_key: None,
+            dpop_key: None,
         }
     }
 
@@ -154,6 +174,25 @@ impl ClientConfig {
             kid: jwk.key_id().map(str::to_string),
             jwk,
             alg,
+        });
+        Ok(self)
+    }
+
+    /// Ask for DPoP-bound PATs (RFC 9449; the iGov profile issues only sender-constrained
+    /// tokens): every token request carries a proof of a P-256 key made here, and every
+    /// protection API call sends the PAT as `Authorization: DPoP` with a fresh proof (`htm`,
+    /// `htu`, `ath`). A `DPoP-Nonce` demanded by the token endpoint is sent on a retry.
+    pub fn with_dpop_bound_pats(mut self) -> Result<Self, crate::Error> {
+        let pair = josekit::jws::ES256
+            .generate_key_pair()
+            .map_err(|_| crate::Error::Config("cannot make a DPoP key".into()))?;
+        let public = pair.to_jwk_public_key();
+        let jkt = crate::dpop::thumbprint(public.as_ref())
+            .ok_or_else(|| crate::Error::Config("the DPoP key has no thumbprint".into()))?;
+        self.dpop_key = Some(DpopKey {
+            private: pair.to_jwk_private_key(),
+            public,
+            jkt,
         });
         Ok(self)
     }

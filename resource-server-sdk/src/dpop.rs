@@ -54,6 +54,45 @@ pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes())))
 }
 
+/// A DPoP proof (RFC 9449 §4.2) of `key` for a request: `htm`, `htu` (without query and
+/// fragment), a random `jti`, `iat` = `now`, `ath` when it carries an access token, and the
+/// server's `nonce` when it asked for one.
+pub(crate) fn proof(
+    key: &crate::config::DpopKey,
+    htm: &str,
+    htu: &str,
+    access_token: Option<&str>,
+    now: i64,
+    nonce: Option<&str>,
+) -> Result<String, crate::Error> {
+    let bad = |_| crate::Error::Config("cannot sign a DPoP proof".into());
+    let mut header = jws::JwsHeader::new();
+    header.set_token_type("dpop+jwt");
+    header.set_jwk(key.public.clone());
+    let mut p = josekit::jwt::JwtPayload::new();
+    p.set_jwt_id(crate::pkce::random_b64(24)?);
+    let htu = without_query(htu).unwrap_or_else(|| htu.to_string());
+    let mut claims = vec![
+        ("htm", Value::from(htm)),
+        ("htu", Value::from(htu)),
+        ("iat", Value::from(now)),
+    ];
+    if let Some(t) = access_token {
+        claims.push((
+            "ath",
+            Value::from(URL_SAFE_NO_PAD.encode(Sha256::digest(t.as_bytes()))),
+        ));
+    }
+    if let Some(n) = nonce {
+        claims.push(("nonce", Value::from(n)));
+    }
+    for (k, v) in claims {
+        p.set_claim(k, Some(v)).map_err(bad)?;
+    }
+    let signer = jws::ES256.signer_from_jwk(&key.private).map_err(bad)?;
+    josekit::jwt::encode_with_signer(&p, &header, &signer).map_err(bad)
+}
+
 fn without_query(url: &str) -> Option<String> {
     let mut u = url::Url::parse(url).ok()?;
     u.set_query(None);
@@ -209,6 +248,37 @@ mod tests {
             &h,
             &jws::ES256.signer_from_jwk(private)?,
         )?)
+    }
+
+    // The proofs the SDK makes for its DPoP-bound PATs pass the checks it applies to RPTs:
+    // method, URL without its query, `ath`, freshness, the key's thumbprint; a nonce is carried.
+    #[test]
+    fn own_proofs_verify() -> R<()> {
+        let config = crate::ClientConfig::new(
+            "https://as.example",
+            "rs",
+            crate::ClientSecret::new(String::from("s")),
+            "https://rs.example/cb",
+        )
+        .with_dpop_bound_pats()?;
+        let key = config.dpop_key.clone().ok_or("no key")?;
+        let p = super::proof(
+            &key,
+            "POST",
+            &format!("{URL}?x=1"),
+            Some("pat"),
+            NOW,
+            Some("n-1"),
+        )?;
+        let v = DpopVerifier::default();
+        assert_eq!(v.verify(&[&p], "POST", URL, "pat", NOW)?, key.jkt);
+        let payload: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p.split('.').nth(1).ok_or("jws")?)?)?;
+        assert_eq!(payload["nonce"], json!("n-1"));
+        assert_eq!(payload["htu"], json!(URL), "no query in `htu`");
+        let other = super::proof(&key, "POST", URL, Some("another token"), NOW, None)?;
+        assert!(v.verify(&[&other], "POST", URL, "pat", NOW).is_err(), "ath");
+        Ok(())
     }
 
     // DPOP-11: method, URL, `ath`, freshness, key; DPOP-10: a replay.

@@ -131,10 +131,7 @@ impl UmaClient {
             form.push(("client_assertion", a));
         }
         let request = self
-            .inner
-            .http
-            .post(endpoint)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer())
+            .with_pat(reqwest::Method::POST, endpoint, pat)?
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form);
         http::send(request).await?.json(&[200])
@@ -394,6 +391,7 @@ mod tests {
             refresh_token: None,
             expires_at: now() + 600,
             scope: "uma_protection".into(),
+            dpop_jkt: None,
         };
         let issuer = fake.issuer.clone();
         fake.with_state(|s| {

@@ -39,6 +39,8 @@ pub struct Pat {
     pub expires_at: i64,
     /// Space-separated granted scopes.
     pub scope: String,
+    /// The thumbprint of the DPoP key the PAT is bound to (`token_type: DPoP`), if it is.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Pat {
@@ -306,7 +308,7 @@ impl UmaClient {
             .load(owner)
             .await?
             .ok_or_else(|| Error::NoPat(owner.to_string()))?;
-        if !pat.expires_within(self.now(), margin) {
+        if !pat.expires_within(self.now(), margin) && self.holds_key_of(&pat) {
             return Ok(pat);
         }
         let lock = self.owner_lock(owner);
@@ -318,7 +320,7 @@ impl UmaClient {
                 .load(owner)
                 .await?
                 .ok_or_else(|| Error::NoPat(owner.to_string()))?;
-            if !pat.expires_within(self.now(), margin) {
+            if !pat.expires_within(self.now(), margin) && self.holds_key_of(&pat) {
                 return Ok(pat);
             }
             match self.refresh_pat(&pat).await {
@@ -412,11 +414,65 @@ impl UmaClient {
     ) -> Result<Pat, Error> {
         let d = self.discovery().await?;
         let c = self.config();
+        // RFC 9449 §8: a server that wants a nonce answers `use_dpop_nonce` with one in
+        // `DPoP-Nonce`; the request is sent once more with it (and a fresh assertion).
+        let mut nonce: Option<String> = None;
+        let answer = loop {
+            let answer = self.send_token_request(&d, form, nonce.as_deref()).await?;
+            let asked = answer
+                .headers
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            match asked {
+                Some(n)
+                    if nonce.is_none()
+                        && answer.status == 400
+                        && answer.error().protocol_error() == Some("use_dpop_nonce") =>
+                {
+                    nonce = Some(n);
+                }
+                _ => break answer,
+            }
+        };
+        let body: TokenResponse = answer.json(&[200])?;
+        let bound = match (&c.dpop_key, body.token_type.to_ascii_lowercase().as_str()) {
+            (_, "bearer") => None,
+            (Some(key), "dpop") => Some(key.jkt.clone()),
+            _ => {
+                return Err(Error::UnexpectedResponse {
+                    status: answer.status,
+                    detail: format!("token type `{}` is not bearer", body.token_type),
+                });
+            }
+        };
+        self.pat_from(body, bound, previous).await
+    }
+
+    /// One token request (with a DPoP proof when PATs are DPoP-bound).
+    async fn send_token_request(
+        &self,
+        d: &crate::discovery::Discovery,
+        form: &[(&str, &str)],
+        nonce: Option<&str>,
+    ) -> Result<http::Answer, Error> {
+        let c = self.config();
         let mut request = self
             .inner
             .http
             .post(d.token_endpoint.clone())
             .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(key) = &c.dpop_key {
+            let proof = crate::dpop::proof(
+                key,
+                "POST",
+                d.token_endpoint.as_str(),
+                None,
+                self.now(),
+                nonce,
+            )?;
+            request = request.header("DPoP", proof);
+        }
         request = match &c.assertion_key {
             Some(key) => {
                 let assertion =
@@ -436,14 +492,17 @@ impl UmaClient {
                 )
                 .form(form),
         };
-        let answer = http::send(request).await?;
-        let body: TokenResponse = answer.json(&[200])?;
-        if !body.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::UnexpectedResponse {
-                status: answer.status,
-                detail: format!("token type `{}` is not bearer", body.token_type),
-            });
-        }
+        http::send(request).await
+    }
+
+    /// The PAT of a token response, verified.
+    async fn pat_from(
+        &self,
+        body: TokenResponse,
+        dpop_jkt: Option<String>,
+        previous: Option<&Pat>,
+    ) -> Result<Pat, Error> {
+        let c = self.config();
         let claims = self
             .verified_claims(&self.inner.jwks, &body.access_token)
             .await?
@@ -484,7 +543,52 @@ impl UmaClient {
                 .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
             expires_at: claims.exp.0,
             scope,
+            dpop_jkt,
         })
+    }
+
+    /// Whether `pat` can be sent by this client: not bound, or bound to this client's DPoP key.
+    /// A PAT bound to another key (made before a restart) must be refreshed first.
+    pub(crate) fn holds_key_of(&self, pat: &Pat) -> bool {
+        match (&pat.dpop_jkt, &self.config().dpop_key) {
+            (None, None) => true,
+            (Some(j), Some(k)) => ct_eq(j.as_bytes(), k.jkt.as_bytes()),
+            // A bearer PAT while DPoP-bound ones are wanted: renew it bound.
+            (None, Some(_)) => false,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// A protection API request carrying `pat`: `Authorization: Bearer`, or, for a DPoP-bound
+    /// PAT, `Authorization: DPoP` with a fresh proof of this client's key for this method and URL
+    /// and the PAT's hash (`ath`, RFC 9449 §7.1).
+    pub(crate) fn with_pat(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        pat: &Pat,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let request = self.inner.http.request(method.clone(), url.clone());
+        match (&pat.dpop_jkt, &self.config().dpop_key) {
+            (None, _) => Ok(request.header(reqwest::header::AUTHORIZATION, pat.bearer())),
+            (Some(_), Some(key)) if self.holds_key_of(pat) => {
+                let token = pat.access_token.expose_secret();
+                let proof = crate::dpop::proof(
+                    key,
+                    method.as_str(),
+                    url.as_str(),
+                    Some(token),
+                    self.now(),
+                    None,
+                )?;
+                Ok(request
+                    .header(reqwest::header::AUTHORIZATION, format!("DPoP {token}"))
+                    .header("DPoP", proof))
+            }
+            (Some(_), _) => Err(Error::Config(
+                "this PAT is bound to a DPoP key this client does not hold: refresh it".into(),
+            )),
+        }
     }
 }
 
@@ -708,6 +812,7 @@ mod tests {
             refresh_token: Some(RefreshToken::new(refresh)),
             expires_at: exp,
             scope: "uma_protection".into(),
+            dpop_jkt: None,
         }
     }
 

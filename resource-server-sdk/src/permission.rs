@@ -95,10 +95,7 @@ impl UmaClient {
     ) -> Result<PermissionTicket, Error> {
         let d = self.discovery().await?;
         let request = self
-            .inner
-            .http
-            .post(d.permission_endpoint.clone())
-            .header(reqwest::header::AUTHORIZATION, pat.bearer())
+            .with_pat(reqwest::Method::POST, d.permission_endpoint.clone(), pat)?
             .json(body);
         let answer = http::send(request).await?;
         let t: TicketResponse = answer.json(&[201])?;
@@ -135,6 +132,7 @@ mod tests {
             refresh_token: None,
             expires_at: now() + 600,
             scope: "uma_protection".into(),
+            dpop_jkt: None,
         }
     }
 

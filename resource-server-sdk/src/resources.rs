@@ -114,10 +114,7 @@ impl UmaClient {
         description: &ResourceDescription,
     ) -> Result<RegisteredResource, Error> {
         let request = self
-            .inner
-            .http
-            .post(self.rreg().await?)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer())
+            .with_pat(reqwest::Method::POST, self.rreg().await?, pat)?
             .json(description);
         let answer = http::send(request).await?;
         let mut registered: RegisteredResource = answer.json(&[201])?;
@@ -131,11 +128,7 @@ impl UmaClient {
 
     /// Read a registered resource (`GET rreg/{_id}` → 200, UMA-FED-15).
     pub async fn read_resource(&self, pat: &Pat, id: &str) -> Result<Resource, Error> {
-        let request = self
-            .inner
-            .http
-            .get(self.resource_url(id).await?)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer());
+        let request = self.with_pat(reqwest::Method::GET, self.resource_url(id).await?, pat)?;
         http::send(request).await?.json(&[200])
     }
 
@@ -147,32 +140,21 @@ impl UmaClient {
         description: &ResourceDescription,
     ) -> Result<RegisteredResource, Error> {
         let request = self
-            .inner
-            .http
-            .put(self.resource_url(id).await?)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer())
+            .with_pat(reqwest::Method::PUT, self.resource_url(id).await?, pat)?
             .json(description);
         http::send(request).await?.json(&[200])
     }
 
     /// Deregister a resource (`DELETE rreg/{_id}` → 204 or 200, UMA-FED-17).
     pub async fn delete_resource(&self, pat: &Pat, id: &str) -> Result<(), Error> {
-        let request = self
-            .inner
-            .http
-            .delete(self.resource_url(id).await?)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer());
+        let request = self.with_pat(reqwest::Method::DELETE, self.resource_url(id).await?, pat)?;
         http::send(request).await?.expect(&[200, 204])
     }
 
     /// The `_id`s of the owner's resources registered by this resource server
     /// (`GET rreg/` → 200, UMA-FED-18).
     pub async fn list_resources(&self, pat: &Pat) -> Result<Vec<String>, Error> {
-        let request = self
-            .inner
-            .http
-            .get(self.rreg().await?)
-            .header(reqwest::header::AUTHORIZATION, pat.bearer());
+        let request = self.with_pat(reqwest::Method::GET, self.rreg().await?, pat)?;
         http::send(request).await?.json(&[200])
     }
 }
@@ -239,6 +221,7 @@ mod tests {
             refresh_token: None,
             expires_at: now() + 600,
             scope: "uma_protection".into(),
+            dpop_jkt: None,
         };
         let d = ResourceDescription::new(["view", "edit"]).with_name("album");
         let created = c.create_resource(&pat, &d).await.unwrap();

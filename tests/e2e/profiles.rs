@@ -680,3 +680,36 @@ both!(heart_redirect_uri_categories, [
     let (s, v) = register(&srv, native(json!(["com.example.app:/cb", "com.example.app:/other"]))).await;
     assert_eq!(s, 201, "{v}");
 });
+
+// IGOV-OAUTH-12 with the SDK: under `igov` every token is sender-constrained, PATs included. The
+// example FHIR server (SDK, `with_dpop_bound_pats`, `private_key_jwt`) gets a DPoP-bound PAT,
+// registers its resources and asks for permission tickets with it (`Authorization: DPoP` and a
+// proof per call).
+both!(sdk_resource_server_under_igov, [
+    "CUSTODIA_PROFILE" => "igov",
+    "CUSTODIA_INSECURE_LOOPBACK_HTTP_REDIRECTS" => "true",
+], |srv| {
+    use crate::grant::{PW, owner_session, resource_id, ticket_for};
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (fhir, rs) = fhir_example_dpop(
+        &srv,
+        dir.path(),
+        custodia_sdk::Verification::Introspection,
+        true,
+        true,
+    )
+    .await;
+    connect_fhir(&srv, &fhir, "alice", PW).await;
+    // The resources were registered through the protection API with the bound PAT.
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    assert!(!patient.is_empty());
+    // And a ticket is asked for with it.
+    let ticket = ticket_for(&format!("{fhir}/fhir/Patient/{alice}")).await;
+    assert!(ticket.starts_with("cst_"), "{ticket}");
+    // Under `igov` a token request without a proof is refused (`tests/e2e/profiles.rs::
+    // igov_tokens_are_sender_constrained`), so the PAT that did this is DPoP-bound, and a bound
+    // PAT is accepted only with a valid proof per call (`tests/e2e/dpop.rs`).
+    assert!(!rs.id.is_empty());
+});

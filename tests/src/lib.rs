@@ -814,15 +814,37 @@ pub async fn fhir_example_with(
     verification: custodia_sdk::Verification,
     key_auth: bool,
 ) -> (String, TestClient) {
+    fhir_example_dpop(srv, dir, verification, key_auth, false).await
+}
+
+/// [`fhir_example_with`], asking for DPoP-bound PATs when `dpop` (registered with
+/// `dpop_bound_access_tokens` and, as the iGov profile wants, one grant type).
+pub async fn fhir_example_dpop(
+    srv: &TestServer,
+    dir: &std::path::Path,
+    verification: custodia_sdk::Verification,
+    key_auth: bool,
+    dpop: bool,
+) -> (String, TestClient) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let base = format!("http://127.0.0.1:{port}");
-    let metadata = serde_json::json!({
-        "client_name": "FHIR example",
-        "redirect_uris": [format!("{base}/connect/callback")],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "scope": "uma_protection",
-    });
+    let metadata = if dpop {
+        serde_json::json!({
+            "client_name": "FHIR example",
+            "redirect_uris": [format!("{base}/connect/callback")],
+            "grant_types": ["authorization_code"],
+            "scope": "uma_protection",
+            "dpop_bound_access_tokens": true,
+        })
+    } else {
+        serde_json::json!({
+            "client_name": "FHIR example",
+            "redirect_uris": [format!("{base}/connect/callback")],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "uma_protection",
+        })
+    };
     let rs = if key_auth {
         srv.add_key_client(metadata).await
     } else {
@@ -837,6 +859,7 @@ pub async fn fhir_example_with(
                 .key
                 .as_ref()
                 .and_then(|k| serde_json::to_string(k.as_ref()).ok()),
+            dpop_pats: dpop,
             public_url: base.clone(),
             database: dir.join("fhir.db"),
             insecure_allow_http: true,

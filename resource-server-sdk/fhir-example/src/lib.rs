@@ -61,6 +61,8 @@ pub struct Settings {
     /// A private JWK (JSON) to authenticate with `private_key_jwt` instead of the secret (the
     /// HEART and iGov profiles require it).
     pub client_key: Option<String>,
+    /// Ask for DPoP-bound PATs (RFC 9449; the iGov profile issues no others).
+    pub dpop_pats: bool,
     /// This server's own base URL (the PAT redirect URI is `{public_url}/connect/callback`).
     pub public_url: String,
     pub database: PathBuf,
@@ -142,6 +144,11 @@ pub fn start(
     let config = match &settings.client_key {
         Some(key) => config.with_private_key_jwt(key)?,
         None => config,
+    };
+    let config = if settings.dpop_pats {
+        config.with_dpop_bound_pats()?
+    } else {
+        config
     };
     let uma = UmaClient::new(config)?;
     let pats = Arc::new(MemoryPatStore::new());

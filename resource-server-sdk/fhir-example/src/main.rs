@@ -2,7 +2,8 @@
 //!
 //! Settings (environment): `FHIR_VERIFY` (`local`, the default, or `introspection`), `FHIR_BIND` (default `127.0.0.1:8090`), `FHIR_PUBLIC_URL` (default
 //! `http://` + bind), `FHIR_DATABASE` (default `fhir-example.db`), `CUSTODIA_ISSUER` (default
-//! `http://127.0.0.1:8080`), `FHIR_CLIENT_ID` and `FHIR_CLIENT_SECRET` (required: register the
+//! `http://127.0.0.1:8080`), `FHIR_DPOP_PATS` (`1`: DPoP-bound PATs, as the iGov profile
+//! requires), `FHIR_CLIENT_ID` and `FHIR_CLIENT_SECRET` (required: register the
 //! server with `custodia client add --name "FHIR example" --grant-type authorization_code
 //! --grant-type refresh_token --scope uma_protection --redirect-uri {public url}/connect/callback`).
 
@@ -52,6 +53,7 @@ async fn main() -> std::process::ExitCode {
         client_id,
         client_secret,
         client_key,
+        dpop_pats: env("FHIR_DPOP_PATS").is_some_and(|v| v == "1" || v == "true"),
         public_url: env("FHIR_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")),
         database: env("FHIR_DATABASE")
             .unwrap_or_else(|| "fhir-example.db".into())
