@@ -33,14 +33,19 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/s
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
 /// Pragmas set on every pooled SQLite connection (see `../shared/dependencies.md`, pitfalls 2 and 3).
-/// `wal_autocheckpoint = 0`: no commit checkpoints inline (that would put a checkpoint's page
-/// copying and fsync into some request's latency); the store's checkpoint thread does it instead.
+/// `wal_autocheckpoint = 0`: no checkpoint inside whichever commit crosses the threshold; the
+/// writer thread checkpoints between its batches, every 25 ms while busy (small, cheap
+/// checkpoints with nothing appending meanwhile, so the WAL restarts and stays a few MB even
+/// under saturating load), and the store's checkpoint thread when the writer has been idle.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
      PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864; \
      PRAGMA cache_size = -16384;";
 
-/// How often the SQLite checkpoint thread runs a passive checkpoint.
+/// How often the SQLite checkpoint thread looks whether the writer has checkpointed lately.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The checkpoint thread checkpoints only when the writer has not for this long (the writer
+/// checkpoints between its batches while it is busy; writes outside it still need one).
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// Sets its flag when the last clone of the store is dropped, which stops the checkpoint thread.
 struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
@@ -50,8 +55,12 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Passive WAL checkpoints off the request path (they never block readers or writers).
-fn start_checkpointer(pool: r2d2::Pool<Manager>) -> Result<StopOnDrop, StoreError> {
+/// Passive WAL checkpoints off the request path when the writer thread has not made one lately
+/// (it checkpoints between its batches while busy, see [`recorder`]).
+fn start_checkpointer(
+    pool: r2d2::Pool<Manager>,
+    checkpoints: recorder::Checkpoints,
+) -> Result<StopOnDrop, StoreError> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::Builder::new()
@@ -59,6 +68,10 @@ fn start_checkpointer(pool: r2d2::Pool<Manager>) -> Result<StopOnDrop, StoreErro
         .spawn(move || {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(CHECKPOINT_EVERY);
+                if !checkpoints.older_than(CHECKPOINT_IDLE) {
+                    continue;
+                }
+                checkpoints.done();
                 if let Ok(mut c) = pool.get()
                     && let Err(e) =
                         crate::with_conn!(&mut *c, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))
@@ -217,14 +230,18 @@ impl Store {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
         let recorder_pool = pool.clone();
-        let recorder = recorder::TokenRecorder::start(move || {
-            recorder_pool
-                .get()
-                .map_err(|e| StoreError::Pool(e.to_string()))
-        })?;
-        let checkpointer = match backend {
-            Backend::Sqlite => Some(std::sync::Arc::new(start_checkpointer(pool.clone())?)),
-            Backend::Postgres => None,
+        let checkpoints = (backend == Backend::Sqlite).then(recorder::Checkpoints::new);
+        let recorder = recorder::TokenRecorder::start(
+            move || {
+                recorder_pool
+                    .get()
+                    .map_err(|e| StoreError::Pool(e.to_string()))
+            },
+            checkpoints.clone(),
+        )?;
+        let checkpointer = match checkpoints {
+            Some(cp) => Some(std::sync::Arc::new(start_checkpointer(pool.clone(), cp)?)),
+            None => None,
         };
         Ok(Store {
             pool,
