@@ -275,3 +275,71 @@ async fn sqlite_wal_stays_bounded_under_load() {
         "the WAL ({wal} bytes) must restart instead of holding everything written (database {db} bytes)"
     );
 }
+
+// Housekeeping deletes expired rows in steps of about `PRUNE_STEP` rows per table, oldest first,
+// each step its own writer job (a one-statement delete of a minute's expired rows under load held
+// the writer — and every queued request — for most of a second). Live rows stay.
+both!(housekeeping_deletes_in_bounded_steps, |srv| {
+    use custodia_server::store::PRUNE_STEP;
+    use custodia_server::store::grants::{AccessTokenRow, access_token};
+    let now = custodia_server::now();
+    let row = |jti: String, expires_at: i64| AccessTokenRow {
+        jti,
+        grant_id: None,
+        client_id: "hk".into(),
+        user_id: None,
+        scope: "api:read".into(),
+        expires_at,
+        revoked: false,
+        created_at: now - 10_000,
+    };
+    // Access-token records are kept an hour past their expiry (introspection says "inactive").
+    let expired = 2 * PRUNE_STEP + 300;
+    let jobs = (0..expired).map(|i| {
+        srv.store
+            .record_access_token(row(format!("old-{i}"), now - 7200 - i))
+    });
+    for r in futures_util::future::join_all(jobs).await {
+        r.unwrap_or_else(|e| panic!("{e}"));
+    }
+    srv.store
+        .record_access_token(row("live".into(), now + 600))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let exists = |jti: String| {
+        let store = srv.store.clone();
+        async move {
+            store
+                .run(move |c| access_token(c, &jti))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_some()
+        }
+    };
+    // Step 1: the PRUNE_STEP oldest go (the highest `i` expired first), the rest stay.
+    assert!(
+        srv.store.prune(now).await.unwrap_or_else(|e| panic!("{e}")),
+        "more remain"
+    );
+    assert!(
+        !exists(format!("old-{}", expired - 1)).await,
+        "the oldest is gone"
+    );
+    assert!(!exists(format!("old-{}", expired - PRUNE_STEP)).await);
+    assert!(
+        exists(format!("old-{}", expired - PRUNE_STEP - 1)).await,
+        "one step deletes no more"
+    );
+    assert!(exists("old-0".into()).await);
+    let mut steps = 1;
+    loop {
+        steps += 1;
+        assert!(steps < 10, "housekeeping does not end");
+        if !srv.store.prune(now).await.unwrap_or_else(|e| panic!("{e}")) {
+            break;
+        }
+    }
+    assert_eq!(steps, 3, "{expired} rows in steps of {PRUNE_STEP}");
+    assert!(!exists("old-0".into()).await, "every expired row is gone");
+    assert!(exists("live".into()).await, "a live token stays");
+});

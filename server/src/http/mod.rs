@@ -145,8 +145,17 @@ async fn housekeeping(state: Arc<AppState>) {
         let now = state.core.now();
         // Expired rows go through the store's single writer (no contention for SQLite's write
         // lock with it); then the keys are reloaded (a rotation on another instance).
-        if let Err(e) = state.core.store.prune(now).await {
-            tracing::warn!(error = %e, "housekeeping failed");
+        // In steps of a few hundred rows per table, each its own writer job, so queued requests
+        // are served between them.
+        for _ in 0..10_000 {
+            match state.core.store.prune(now).await {
+                Ok(true) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "housekeeping failed");
+                    break;
+                }
+            }
         }
         let res = tokio::task::spawn_blocking(move || {
             core.keys

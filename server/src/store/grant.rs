@@ -325,12 +325,12 @@ pub fn live_grounds(conn: &mut DbConn, jti: &str) -> Result<Option<Vec<GroundRow
 }
 
 /// Forget the grounds of expired RPTs and expired PCTs (housekeeping).
-pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => {
-        diesel::delete(rpt_grounds::table.filter(rpt_grounds::expires_at.lt(now))).execute(c)?;
-        diesel::delete(pcts::table.filter(pcts::expires_at.lt(now))).execute(c)
-    })?;
-    Ok(())
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, c => {
+        let grounds = crate::prune_step!(c, rpt_grounds::table, rpt_grounds::expires_at, now);
+        let pcts = crate::prune_step!(c, pcts::table, pcts::expires_at, now);
+        Ok::<bool, diesel::result::Error>(grounds || pcts)
+    })?)
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]

@@ -322,11 +322,12 @@ pub fn withdraw(conn: &mut DbConn, user: &str, client: &str) -> Result<bool, Sto
 }
 
 /// Delete expired codes and token records (housekeeping).
-pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => {
-        diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(now - 3600))).execute(c)?;
-        diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(now - 3600))).execute(c)?;
-        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now - 3600))).execute(c)
-    })?;
-    Ok(())
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
+    let before = now - 3600;
+    Ok(with_conn!(conn, c => {
+        let codes = crate::prune_step!(c, auth_codes::table, auth_codes::expires_at, before);
+        let access = crate::prune_step!(c, access_tokens::table, access_tokens::expires_at, before);
+        let refresh = crate::prune_step!(c, refresh_tokens::table, refresh_tokens::expires_at, before);
+        Ok::<bool, diesel::result::Error>(codes || access || refresh)
+    })?)
 }

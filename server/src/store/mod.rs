@@ -114,6 +114,38 @@ macro_rules! with_tx {
     };
 }
 
+/// Rows one housekeeping step deletes from a table (about: the rows sharing the cutoff's second
+/// go too). Steps go through the writer one by one, so none holds it long: a minute of expired
+/// one-time `jti`s or tickets under load is tens of thousands of rows, whose one-statement delete
+/// stalled every queued write for most of a second.
+pub const PRUNE_STEP: i64 = 500;
+
+/// Delete from `$table` the rows whose `$col` is below `$before`, oldest first, about
+/// [`PRUNE_STEP`] of them; evaluates to `true` when more may remain. Runs inside [`with_conn!`]
+/// (`$c` is the concrete connection).
+#[macro_export]
+macro_rules! prune_step {
+    ($c:expr, $table:expr, $col:expr, $before:expr) => {{
+        let cutoff: Option<i64> = $table
+            .filter($col.lt($before))
+            .select($col)
+            .order($col.asc())
+            .offset($crate::store::PRUNE_STEP - 1)
+            .first::<i64>($c)
+            .optional()?;
+        match cutoff {
+            Some(t) => {
+                diesel::delete($table.filter($col.le(t))).execute($c)?;
+                true
+            }
+            None => {
+                diesel::delete($table.filter($col.lt($before))).execute($c)?;
+                false
+            }
+        }
+    }};
+}
+
 /// Which backend a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -310,12 +342,16 @@ impl Store {
         }
     }
 
-    /// Delete what expired before `now` (every table housekeeping keeps short), through the writer.
-    pub async fn prune(&self, now: i64) -> Result<(), StoreError> {
-        self.recorder
-            .record(recorder::Record::Prune(now))
-            .await
-            .map(|_| ())
+    /// One step of deleting what expired before `now` (every table housekeeping keeps short),
+    /// through the writer: at most about [`PRUNE_STEP`] rows per table. `true` when more remain
+    /// (call again).
+    pub async fn prune(&self, now: i64) -> Result<bool, StoreError> {
+        match self.recorder.record(recorder::Record::Prune(now)).await? {
+            recorder::Reply::Pruned(more) => Ok(more),
+            other => Err(StoreError::Task(format!(
+                "the writer answered {other:?} to a prune"
+            ))),
+        }
     }
 
     /// Store a permission ticket (group-committed like access-token records).
@@ -339,9 +375,9 @@ impl Store {
         {
             recorder::Reply::Consumed(row) => Ok(row),
             recorder::Reply::Done => Ok(None),
-            recorder::Reply::Fresh(_) => Err(StoreError::Task(
-                "the writer answered a jti reply to a ticket".into(),
-            )),
+            other @ (recorder::Reply::Fresh(_) | recorder::Reply::Pruned(_)) => Err(
+                StoreError::Task(format!("the writer answered {other:?} to a ticket")),
+            ),
         }
     }
 

@@ -38,9 +38,11 @@ pub enum Record {
     /// Record a one-time `jti` (`issuer` or scope, `jti`, `expires_at`): client assertions and DPoP
     /// proofs; the reply says whether it was new.
     Jti(String, String, i64),
-    /// Housekeeping: delete what expired before `now`. Through the writer, so the minute's deletes
-    /// never contend with it for SQLite's write lock (a writer that meets a held lock sleeps in
-    /// SQLite's busy backoff — 1, 2, 5 … 100 ms — and every queued request with it).
+    /// Housekeeping: one step of deleting what expired before `now` (about
+    /// [`super::PRUNE_STEP`] rows per table). Through the writer, so the minute's deletes never
+    /// contend with it for SQLite's write lock (a writer that meets a held lock sleeps in SQLite's
+    /// busy backoff — 1, 2, 5 … 100 ms — and every queued request with it), in steps, so none
+    /// holds it long.
     Prune(i64),
 }
 
@@ -60,6 +62,8 @@ pub enum Reply {
     Consumed(Option<TicketRow>),
     /// A `jti` was new (`true`) or seen before.
     Fresh(bool),
+    /// A housekeeping step ran; `true` when more expired rows remain.
+    Pruned(bool),
 }
 
 type Job = (Record, oneshot::Sender<Result<Reply, StoreError>>);
@@ -294,12 +298,12 @@ fn run_batch(conn: &mut DbConn, rows: &[Record]) -> Result<Vec<Reply>, StoreErro
             Ok(fresh.into_iter().map(Reply::Fresh).collect())
         }
         Record::Prune(now) => {
-            super::grants::prune(conn, *now)?;
-            super::sessions::prune(conn, *now)?;
-            super::uma::prune(conn, *now)?;
-            super::grant::prune(conn, *now)?;
+            let mut more = super::grants::prune(conn, *now)?;
+            more |= super::sessions::prune(conn, *now)?;
+            more |= super::uma::prune(conn, *now)?;
+            more |= super::grant::prune(conn, *now)?;
             super::keys::prune(conn, *now)?;
-            Ok(rows.iter().map(|_| Reply::Done).collect())
+            Ok(rows.iter().map(|_| Reply::Pruned(more)).collect())
         }
     }
 }

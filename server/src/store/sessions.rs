@@ -99,10 +99,10 @@ pub fn initial_access_token_valid(
 }
 
 /// Delete expired sessions and `jti` records (housekeeping).
-pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => {
-        diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(c)?;
-        diesel::delete(used_jtis::table.filter(used_jtis::expires_at.lt(now))).execute(c)
-    })?;
-    Ok(())
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, c => {
+        let s = crate::prune_step!(c, sessions::table, sessions::expires_at, now);
+        let j = crate::prune_step!(c, used_jtis::table, used_jtis::expires_at, now);
+        Ok::<bool, diesel::result::Error>(s || j)
+    })?)
 }

@@ -267,7 +267,9 @@ pub fn ticket(conn: &mut DbConn, hash: &str) -> Result<Option<TicketRow>, StoreE
 }
 
 /// Forget expired tickets (an expired ticket and an unknown one get the same answer).
-pub fn prune(conn: &mut DbConn, now: i64) -> Result<(), StoreError> {
-    with_conn!(conn, c => diesel::delete(tickets::table.filter(tickets::expires_at.le(now))).execute(c))?;
-    Ok(())
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, c => {
+        let more = crate::prune_step!(c, tickets::table, tickets::expires_at, now + 1);
+        Ok::<bool, diesel::result::Error>(more)
+    })?)
 }
