@@ -437,8 +437,16 @@ impl UmaClient {
         };
         let body: TokenResponse = answer.json(&[200])?;
         let bound = match (&c.dpop_key, body.token_type.to_ascii_lowercase().as_str()) {
-            (_, "bearer") => None,
+            (None, "bearer") => None,
             (Some(key), "dpop") => Some(key.jkt.clone()),
+            // Asked for a DPoP-bound PAT, got a bearer one: the server ignored the proof. Kept,
+            // it would be refreshed at every use (it is not bound to this client's key).
+            (Some(_), "bearer") => {
+                return Err(Error::UnexpectedResponse {
+                    status: answer.status,
+                    detail: "a DPoP proof was sent but the authorization server issued a bearer PAT (does it support DPoP?)".into(),
+                });
+            }
             _ => {
                 return Err(Error::UnexpectedResponse {
                     status: answer.status,

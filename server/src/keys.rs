@@ -457,7 +457,6 @@ impl KeyRing {
             .collect()
     }
 
-    /// The algorithm of the current signing key.
     /// The key of pairwise subject identifiers ([`crate::protocol::subjects`]).
     pub(crate) fn pairwise_key(&self) -> &[u8; 64] {
         &self.pairwise
@@ -472,6 +471,19 @@ impl KeyRing {
                 .map_err(|_| "its JWE header is malformed".to_string())?,
         )
         .map_err(|_| "its JWE header is malformed".to_string())?;
+        // No compression: a deflated plaintext could be thousands of times its ciphertext (the
+        // encryption key is public, so anyone could send one); a request object is small.
+        if header.compression().is_some() {
+            return Err("compressed (`zip`) request objects are not accepted".into());
+        }
+        let enc = header.content_encryption().unwrap_or_default().to_string();
+        if !REQUEST_ENCRYPTION_ENCS.contains(&enc.as_str()) {
+            return Err(format!(
+                "its content encryption must be one of {} (not `{}`)",
+                REQUEST_ENCRYPTION_ENCS.join(", "),
+                crate::protocol::scope::sanitize(&enc)
+            ));
+        }
         let alg = header.algorithm().unwrap_or_default().to_string();
         use josekit::jwe::{ECDH_ES, ECDH_ES_A128KW, ECDH_ES_A256KW};
         let decrypter = match alg.as_str() {
@@ -486,7 +498,10 @@ impl KeyRing {
                 ));
             }
         }
-        .map_err(|e| format!("the decryption key cannot be used: {e}"))?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "the request-object decryption key cannot be used");
+            "this server cannot decrypt request objects now".to_string()
+        })?;
         if header.key_id().is_some_and(|k| k != self.request_enc.kid) {
             return Err(format!(
                 "it is encrypted to a key this server does not have (use `{}`)",
@@ -511,6 +526,7 @@ impl KeyRing {
         Some(out)
     }
 
+    /// The algorithm of the current signing key.
     pub fn signing_alg(&self) -> Option<String> {
         self.snapshot()
             .keys

@@ -348,7 +348,7 @@ both!(igov_authentication_context, [
 });
 
 /// A JWS of `claims` signed with `key` (ES256, `kid` `k1`).
-fn signed(key: &josekit::jwk::Jwk, claims: Value) -> String {
+pub(crate) fn signed(key: &josekit::jwk::Jwk, claims: Value) -> String {
     let mut h = josekit::jws::JwsHeader::new();
     h.set_key_id("k1");
     let p = josekit::jwt::JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default())
@@ -505,12 +505,52 @@ both!(signed_request_objects, [
     let sealed_unsigned = encrypt_to(&enc_key, &unsigned, enc_key["kid"].as_str());
     let sealed_forged = encrypt_to(&enc_key, &forged, enc_key["kid"].as_str());
     let sealed_text = encrypt_to(&enc_key, "not a JWT", enc_key["kid"].as_str());
+    // The other algorithms: ECDH-ES (direct key agreement) and ECDH-ES+A128KW, with A128GCM.
+    let mut enc_jwk = enc_key.clone();
+    if let Some(o) = enc_jwk.as_object_mut() {
+        o.remove("alg");
+    }
+    let jwk = josekit::jwk::Jwk::from_map(enc_jwk.as_object().cloned().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seal_with = |alg: &str, enc: &str, zip: bool| {
+        let mut h = josekit::jwe::JweHeader::new();
+        h.set_content_encryption(enc);
+        if zip {
+            h.set_compression("DEF");
+        }
+        let encrypter: Box<dyn josekit::jwe::JweEncrypter> = match alg {
+            "ECDH-ES" => Box::new(josekit::jwe::ECDH_ES.encrypter_from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"))),
+            _ => Box::new(josekit::jwe::ECDH_ES_A128KW.encrypter_from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"))),
+        };
+        josekit::jwe::serialize_compact(sealed_object.as_bytes(), &h, &*encrypter)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for alg in ["ECDH-ES", "ECDH-ES+A128KW"] {
+        let sealed = seal_with(alg, "A128GCM", false);
+        let (s, body) = authorize_page(&srv, &client, &[("request", sealed.as_str())]).await;
+        assert!(!body.contains("invalid_request_object"), "{alg}: {s} {body}");
+        assert!(body.contains("name=\"password\""), "{alg}: the login page: {body}");
+    }
+    let zipped = seal_with("ECDH-ES+A128KW", "A128GCM", true);
+    let odd_enc = seal_with("ECDH-ES+A128KW", "A192GCM", false);
+    let rsa = josekit::jwe::RSA_OAEP.generate_key_pair(2048).unwrap_or_else(|e| panic!("{e}"));
+    let to_rsa = {
+        let mut h = josekit::jwe::JweHeader::new();
+        h.set_content_encryption("A128GCM");
+        let e = josekit::jwe::RSA_OAEP
+            .encrypter_from_jwk(&josekit::jwk::KeyPair::to_jwk_public_key(&rsa))
+            .unwrap_or_else(|e| panic!("{e}"));
+        josekit::jwe::serialize_compact(sealed_object.as_bytes(), &h, &e).unwrap_or_else(|e| panic!("{e}"))
+    };
     for (request, wanted) in [
         (to_stranger.as_str(), "cannot be decrypted"),
         (to_stranger_kid.as_str(), "a key this server does not have"),
         (sealed_unsigned.as_str(), "must be signed with one of"),
         (sealed_forged.as_str(), "does not verify"),
         (sealed_text.as_str(), "must hold a signed request object"),
+        (zipped.as_str(), "compressed (`zip`) request objects are not accepted"),
+        (odd_enc.as_str(), "content encryption must be one of"),
+        (to_rsa.as_str(), "must be encrypted with one of"),
     ] {
         let (s, body) = authorize_page(&srv, &client, &[("request", request)]).await;
         assert_eq!(s, 400, "{wanted}: {body}");

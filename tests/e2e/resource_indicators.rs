@@ -173,6 +173,77 @@ both!(resource_indicators, |srv| {
     .await;
     assert_eq!(s, 200, "{body}");
 
+    // Targets inside a signed request object: a JSON array, one target each (RFC 8707 §2).
+    let keyed = srv
+        .add_key_client(json!({
+            "client_name": "Keyed app",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": ["authorization_code"],
+            "scope": "openid profile",
+        }))
+        .await;
+    let key = keyed.key.clone().unwrap_or_else(|| panic!("no key"));
+    let (_, challenge) = pkce();
+    let object = crate::oidc_rules::signed(
+        &key,
+        json!({
+            "iss": keyed.id, "aud": srv.core.issuer(), "client_id": keyed.id,
+            "response_type": "code", "redirect_uri": "https://client.example/cb",
+            "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256",
+            "exp": srv.core.now() + 300, "resource": [FHIR, LABS],
+        }),
+    );
+    let b = browser();
+    let login = open(
+        &b,
+        &authorize_url(
+            &srv,
+            &keyed,
+            &[("request", object.as_str()), ("scope", "openid")],
+        ),
+    )
+    .await;
+    let (_, page) = login.page();
+    match submit_login(&b, &srv, page, "alice", "correct horse battery").await {
+        Landing::Page(_, consent) => {
+            for r in [FHIR, LABS] {
+                assert!(
+                    consent.contains(&format!("<code>{r}</code>")),
+                    "{r}: {consent}"
+                );
+            }
+        }
+        other => panic!("no consent page: {:?}", other.redirect()),
+    }
+    // With a request object, only its targets count: one added to the query is dropped.
+    let (_, challenge) = pkce();
+    let plain_object = crate::oidc_rules::signed(
+        &key,
+        json!({
+            "iss": keyed.id, "aud": srv.core.issuer(), "client_id": keyed.id,
+            "response_type": "code", "redirect_uri": "https://client.example/cb",
+            "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256",
+            "exp": srv.core.now() + 300,
+        }),
+    );
+    let page = open(
+        &b,
+        &authorize_url(
+            &srv,
+            &keyed,
+            &[
+                ("request", plain_object.as_str()),
+                ("scope", "openid"),
+                ("resource", "https://added.example/"),
+            ],
+        ),
+    )
+    .await;
+    let (s, consent) = page.page();
+    assert_eq!(s, 200, "{consent}");
+    assert!(consent.contains("Keyed app"), "{consent}");
+    assert!(!consent.contains("added.example"), "{consent}");
+
     // Malformed targets at the authorization endpoint: a 400 page naming `invalid_target`.
     for bad in [
         "https://fhir.example/r4#part",
@@ -186,34 +257,66 @@ both!(resource_indicators, |srv| {
         assert!(page.contains("invalid_target"), "{bad}: {page}");
     }
 
-    // A client acting for itself names its target at the token endpoint.
+    // A client acting for itself gets no targets: nobody would consent to them.
     let service = srv.service_client().await;
+    for bad in [FHIR, "https://fhir.example/#x"] {
+        let (s, e) = token_request(
+            &srv,
+            &service,
+            &[("grant_type", "client_credentials"), ("resource", bad)],
+        )
+        .await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{bad}: {e}"
+        );
+    }
+
+    // A PAT audience-restricted to another resource is no PAT at the protection API.
+    let rs = srv.rs_client("Targeted RS").await;
+    let (verifier, challenge) = pkce();
+    let loc = authorize_and_allow(
+        &srv,
+        &rs,
+        &[
+            ("scope", "uma_protection"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", FHIR),
+        ],
+        "alice",
+        "correct horse battery",
+    )
+    .await;
+    let code = query(&loc)
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code in {loc}"));
     let (s, t) = token_request(
         &srv,
-        &service,
+        &rs,
         &[
-            ("grant_type", "client_credentials"),
-            ("resource", FHIR),
-            ("resource", LABS),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_verifier", &verifier),
         ],
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(aud(&t), json!([FHIR, LABS]));
-    let (s, e) = token_request(
-        &srv,
-        &service,
-        &[
-            ("grant_type", "client_credentials"),
-            ("resource", "https://fhir.example/#x"),
-        ],
+    let (s, h, _) = bearer_json(
+        reqwest::Method::GET,
+        &srv.url("/uma/resources"),
+        t["access_token"].as_str(),
+        None,
     )
     .await;
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_target")),
-        "{e}"
-    );
+    assert_eq!(s, 401);
+    let challenge = h
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
     // Other parameters still may not repeat (RFC 6749 §3.2).
     let (s, e) = token_request(
         &srv,

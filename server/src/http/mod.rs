@@ -143,20 +143,8 @@ async fn housekeeping(state: Arc<AppState>) {
         tick.tick().await;
         let core = state.core.clone();
         let now = state.core.now();
-        // Expired rows go through the store's single writer (no contention for SQLite's write
-        // lock with it); then the keys are reloaded (a rotation on another instance).
-        // In steps of a few hundred rows per table, each its own writer job, so queued requests
-        // are served between them.
-        for _ in 0..10_000 {
-            match state.core.store.prune(now).await {
-                Ok(true) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "housekeeping failed");
-                    break;
-                }
-            }
-        }
+        // First the keys are reloaded (a rotation on another instance reaches this one however
+        // long the pruning below takes).
         let res = tokio::task::spawn_blocking(move || {
             core.keys
                 .reload_sync(&core.store, now)
@@ -167,6 +155,19 @@ async fn housekeeping(state: Arc<AppState>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "key reload failed"),
             Err(e) => tracing::warn!(error = %e, "housekeeping task failed"),
+        }
+        // Expired rows go through the store's single writer (no contention for SQLite's write
+        // lock with it), in steps of a few hundred rows per table, each its own writer job, so
+        // queued requests are served between them.
+        for _ in 0..10_000 {
+            match state.core.store.prune(now).await {
+                Ok(true) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "housekeeping failed");
+                    break;
+                }
+            }
         }
         state.core.limits.shrink();
     }

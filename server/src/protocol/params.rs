@@ -91,6 +91,11 @@ impl Params {
         Params(out)
     }
 
+    /// These parameters without any `key`.
+    pub fn without(&self, key: &str) -> Params {
+        Params(self.0.iter().filter(|(k, _)| k != key).cloned().collect())
+    }
+
     /// Back to urlencoded form (for carrying an authorization request through login and consent).
     pub fn encode(&self) -> String {
         serde_urlencoded::to_string(&self.0).unwrap_or_default()

@@ -114,6 +114,16 @@ pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthEr
         if ["iss", "aud", "exp", "nbf", "iat", "jti"].contains(&k.as_str()) {
             continue;
         }
+        // RFC 8707 §2: several `resource` values arrive as an array, one parameter each.
+        if let ("resource", Value::Array(targets)) = (k.as_str(), v) {
+            for t in targets {
+                let Some(t) = t.as_str() else {
+                    return Err(invalid("`resource` values must be strings"));
+                };
+                members.push((k.clone(), t.to_string()));
+            }
+            continue;
+        }
         let text = match v {
             Value::String(t) => t.clone(),
             Value::Number(n) => n.to_string(),
@@ -122,5 +132,12 @@ pub async fn apply(core: &Core, raw: Params, now: i64) -> Result<Params, OAuthEr
         };
         members.push((k.clone(), text));
     }
+    // Targets are security-relevant: with a request object, only its own count (RFC 9101 §5);
+    // `resource` values an intermediary added to the query are dropped.
+    let raw = if members.iter().any(|(k, _)| k == "resource") {
+        raw
+    } else {
+        raw.without("resource")
+    };
     Ok(raw.overridden_by(members))
 }

@@ -17,7 +17,8 @@ fn invalid(d: impl Into<String>) -> OAuthError {
 }
 
 /// The `resource` values of a request, checked (RFC 8707 §2): each an absolute URI without a
-/// fragment, `https` (or `http` on a loopback host, for development), de-duplicated in order.
+/// fragment, `https` (or `http` on a loopback host, for development), in its parsed (normal)
+/// form, de-duplicated in order.
 pub fn parse(params: &Params) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = vec![];
     for v in params.all("resource") {
@@ -45,8 +46,11 @@ pub fn parse(params: &Params) -> Result<Vec<String>, OAuthError> {
                 "`resource` `{shown}` must be an https URI of the resource server (http only on a loopback host)"
             )));
         }
-        if !out.iter().any(|o| o == v) {
-            out.push(v.to_string());
+        // The parsed form is what the consent page shows and `aud` carries, so both name the
+        // host the URI really denotes (the parser trims, maps `\` to `/`, encodes IDN hosts).
+        let normal = url.as_str().to_string();
+        if !out.contains(&normal) {
+            out.push(normal);
         }
     }
     if out.len() > MAX_RESOURCES {
@@ -99,6 +103,11 @@ mod tests {
             vec!["https://fhir.example/r4".to_string()]
         );
         assert_eq!(p("resource=http%3A%2F%2F127.0.0.1%3A8080%2F")?.len(), 1);
+        // The parsed form: no surprises between what the page shows and what `aud` names.
+        assert_eq!(
+            p("resource=https%3A%2F%2FFHIR.example%5Cr4")?,
+            vec!["https://fhir.example/r4".to_string()]
+        );
         for bad in [
             "resource=fhir",
             "resource=https%3A%2F%2Ffhir.example%2Fr4%23x",

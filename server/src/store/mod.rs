@@ -71,13 +71,12 @@ fn start_checkpointer(
                 if !checkpoints.older_than(CHECKPOINT_IDLE) {
                     continue;
                 }
-                checkpoints.done();
-                if let Ok(mut c) = pool.get()
-                    && let Err(e) =
-                        crate::with_conn!(&mut *c, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))
-                    {
-                        tracing::warn!(error = %e, "SQLite checkpoint failed");
+                if let Ok(mut c) = pool.get() {
+                    match crate::with_conn!(&mut *c, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")) {
+                        Ok(()) => checkpoints.done(),
+                        Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed"),
                     }
+                }
             }
         })
         .map_err(|e| StoreError::Task(format!("cannot start the SQLite checkpoint thread: {e}")))?;

@@ -165,10 +165,11 @@ pub const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 fn checkpoint(conn: &mut DbConn, checkpoints: &Checkpoints) {
     use diesel::connection::SimpleConnection as _;
     if let DbConn::Sqlite(c) = conn {
-        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        // A failure is retried after the next batch (the time is not recorded).
+        match c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+            Ok(()) => checkpoints.done(),
+            Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed"),
         }
-        checkpoints.done();
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::super::Core;
 use super::super::client_auth::Authenticated;
-use super::super::error::OAuthError;
+use super::super::error::{ErrorCode, OAuthError};
 use super::super::params::Params;
 use super::super::scope;
 use super::super::tokens::{AccessSpec, Minter, TokenResponse};
@@ -53,8 +53,14 @@ pub async fn issue(
         requested
     };
     let scope_str = scope::join(&granted);
-    // RFC 8707: a client acting for itself names its targets at the token endpoint.
-    let targets = super::super::resource_indicator::parse(params)?;
+    // RFC 8707 §2 lets the server refuse targets: here nobody consents to them, and a client
+    // (perhaps self-registered) could otherwise name any resource server as `aud` of its tokens.
+    if !super::super::resource_indicator::parse(params)?.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "`resource` is accepted with a user's consent (the authorization code grant), not for a client acting for itself",
+        ));
+    }
     let minter = Minter::from_core(core).bound(dpop);
     let (token, row) = minter.mint_access(
         &AccessSpec {
@@ -64,7 +70,7 @@ pub async fn issue(
             grant_id: None,
             auth_time: None,
             userinfo_claims: &[],
-            resources: &targets,
+            resources: &[],
         },
         now,
     )?;
