@@ -489,10 +489,7 @@ both!(signed_request_objects, [
     let back = query(&loc);
     assert_eq!(back.get("state").map(String::as_str), Some("sealed-state"), "{loc}");
     let code = back.get("code").cloned().unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(&srv, &client, &[
-        ("grant_type", "authorization_code"), ("code", &code),
-        ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier2),
-    ]).await;
+    let (s, t) = redeem_code(&srv, &client, &code, "https://client.example/cb", &verifier2, &[]).await;
     assert_eq!(s, 200, "{t}");
     let stranger_enc = josekit::jwe::ECDH_ES
         .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)

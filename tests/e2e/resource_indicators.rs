@@ -55,16 +55,13 @@ both!(resource_indicators, |srv| {
 
     // A target the authorization request did not name: `invalid_target` (RFC 8707 §2.2).
     let (code, verifier) = code_for(&srv, &client, &[FHIR]).await;
-    let (s, e) = token_request(
+    let (s, e) = redeem_code(
         &srv,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-            ("resource", LABS),
-        ],
+        &code,
+        "https://client.example/cb",
+        &verifier,
+        &[("resource", LABS)],
     )
     .await;
     assert_eq!(
@@ -75,16 +72,13 @@ both!(resource_indicators, |srv| {
 
     // Two targets allowed; the code's token asks for one of them.
     let (code, verifier) = code_for(&srv, &client, &[FHIR, LABS]).await;
-    let (s, t) = token_request(
+    let (s, t) = redeem_code(
         &srv,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-            ("resource", FHIR),
-        ],
+        &code,
+        "https://client.example/cb",
+        &verifier,
+        &[("resource", FHIR)],
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -151,15 +145,13 @@ both!(resource_indicators, |srv| {
 
     // Without targets: this server's APIs, and UserInfo answers.
     let (code, verifier) = code_for(&srv, &client, &[]).await;
-    let (s, t) = token_request(
+    let (s, t) = redeem_code(
         &srv,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
+        &code,
+        "https://client.example/cb",
+        &verifier,
+        &[],
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -292,15 +284,13 @@ both!(resource_indicators, |srv| {
     let code = query(&loc)
         .remove("code")
         .unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(
+    let (s, t) = redeem_code(
         &srv,
         &rs,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
+        &code,
+        "https://client.example/cb",
+        &verifier,
+        &[],
     )
     .await;
     assert_eq!(s, 200, "{t}");

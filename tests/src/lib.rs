@@ -688,19 +688,29 @@ pub async fn code_flow_tokens_at(
     let code = query(&loc)
         .remove("code")
         .unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(
-        srv,
-        client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, t) = redeem_code(srv, client, &code, redirect_uri, &verifier, &[]).await;
     assert_eq!(s, 200, "{t}");
     t
+}
+
+/// Redeem an authorization code at the token endpoint (with its PKCE verifier and `extra`
+/// parameters): status and body.
+pub async fn redeem_code(
+    srv: &TestServer,
+    client: &TestClient,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ];
+    form.extend_from_slice(extra);
+    token_request(srv, client, &form).await
 }
 
 /// The header and the payload of a compact JWT, unverified (a test reads what a token says; the
