@@ -439,8 +439,8 @@ impl UmaClient {
         let bound = match (&c.dpop_key, body.token_type.to_ascii_lowercase().as_str()) {
             (None, "bearer") => None,
             (Some(key), "dpop") => Some(key.jkt.clone()),
-            // Asked for a DPoP-bound PAT, got a bearer one: the server ignored the proof. Kept,
-            // it would be refreshed at every use (it is not bound to this client's key).
+            // Asked for a DPoP-bound PAT, got a bearer one: the server ignored the proof. Such a
+            // PAT, if stored, would be refreshed at every use (it is not bound to this key).
             (Some(_), "bearer") => {
                 return Err(Error::UnexpectedResponse {
                     status: answer.status,

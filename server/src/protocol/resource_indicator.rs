@@ -2,7 +2,9 @@
 //! requests names where the client will use its access token. Custodia shows the targets on the
 //! consent page (HEART-OAUTH-27, IGOV-OAUTH-31), keeps them with the code and the refresh token,
 //! and audience-restricts the access token to them (`aud`). A token request may narrow what the
-//! authorization request named, never widen it (RFC 8707 §2.2). Errors are `invalid_target`.
+//! authorization request named, never widen it (RFC 8707 §2.2). With a request object only its
+//! targets count; `client_credentials` takes none (nobody would consent to them). Errors are
+//! `invalid_target`.
 
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
