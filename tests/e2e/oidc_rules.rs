@@ -416,16 +416,7 @@ both!(signed_request_objects, [
     let back = query(&loc);
     assert_eq!(back.get("state").map(String::as_str), Some("signed-state"), "{loc}");
     let code = back.get("code").cloned().unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(
-        &srv,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
-    )
+    let (s, t) = redeem_code(&srv, &client, &code, "https://client.example/cb", &verifier, &[])
     .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["scope"], json!("openid profile"));
@@ -603,16 +594,7 @@ both!(default_scopes, [
     )
     .await;
     let code = query(&loc).remove("code").unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(
-        &srv,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
-    )
+    let (s, t) = redeem_code(&srv, &client, &code, "https://client.example/cb", &verifier, &[])
     .await;
     assert_eq!((s, &t["scope"]), (200, &json!("openid profile")), "{t}");
     let (s, body) = authorize_page(&srv, &client, &[("scope", "openid email")]).await;
@@ -661,15 +643,13 @@ both!(claims_request_parameter, |srv| {
     let code = query(&loc)
         .remove("code")
         .unwrap_or_else(|| panic!("no code in {loc}"));
-    let (s, t) = token_request(
+    let (s, t) = redeem_code(
         &srv,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://client.example/cb"),
-            ("code_verifier", &verifier),
-        ],
+        &code,
+        "https://client.example/cb",
+        &verifier,
+        &[],
     )
     .await;
     assert_eq!(s, 200, "{t}");

@@ -45,6 +45,23 @@ async fn code_for(srv: &TestServer, client: &TestClient, resources: &[&str]) -> 
     (code, verifier)
 }
 
+/// A GET of `url` with the access token of `token` (a token response): 401 `invalid_token`.
+async fn refused_as_invalid_token(url: &str, token: &Value) {
+    let (s, h, body) = bearer_json(
+        reqwest::Method::GET,
+        url,
+        token["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{url}: {body}");
+    let challenge = h
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{url}: {challenge}");
+}
+
 fn aud(token: &Value) -> Value {
     jwt_parts(token["access_token"].as_str().unwrap_or_default()).1["aud"].clone()
 }
@@ -90,19 +107,7 @@ both!(resource_indicators, |srv| {
     let refresh = t["refresh_token"].as_str().unwrap_or_default().to_string();
 
     // The token is for the FHIR server, not for Custodia's UserInfo endpoint.
-    let (s, h, body) = bearer_json(
-        reqwest::Method::GET,
-        &srv.url("/userinfo"),
-        t["access_token"].as_str(),
-        None,
-    )
-    .await;
-    assert_eq!(s, 401, "{body}");
-    let challenge = h
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(challenge.contains("invalid_token"), "{challenge}");
+    refused_as_invalid_token(&srv.url("/userinfo"), &t).await;
 
     // Refresh: a wider target is refused before the refresh token is spent …
     let (s, e) = token_request(
@@ -294,19 +299,7 @@ both!(resource_indicators, |srv| {
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    let (s, h, _) = bearer_json(
-        reqwest::Method::GET,
-        &srv.url("/uma/resources"),
-        t["access_token"].as_str(),
-        None,
-    )
-    .await;
-    assert_eq!(s, 401);
-    let challenge = h
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(challenge.contains("invalid_token"), "{challenge}");
+    refused_as_invalid_token(&srv.url("/uma/resources"), &t).await;
     // Other parameters still may not repeat (RFC 6749 §3.2).
     let (s, e) = token_request(
         &srv,
