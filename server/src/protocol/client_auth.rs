@@ -373,27 +373,24 @@ async fn client_jwks(core: &Core, client: &Client, refetch: bool) -> Result<Valu
     let Some(uri) = client.metadata.jwks_uri.clone() else {
         return Err(OAuthError::invalid_client("the client has no keys"));
     };
+    let public = client.dynamically_registered;
+    let key = cache_key(&uri, public);
     let cached = core
         .jwks_cache
         .0
         .lock()
         .ok()
-        .and_then(|m| m.get(&uri).cloned());
+        .and_then(|m| m.get(&key).cloned());
     if let Some((at, v)) = &cached {
         let age = at.elapsed();
         if age < JWKS_TTL && (!refetch || age < JWKS_MIN_REFETCH) {
             return Ok(v.clone());
         }
     }
-    let fetched = fetch_jwks(core, &uri).await;
+    let fetched = fetch_jwks(core, &uri, public).await;
     match fetched {
         Ok(v) => {
-            if let Ok(mut m) = core.jwks_cache.0.lock() {
-                if m.len() >= 1000 {
-                    m.clear();
-                }
-                m.insert(uri, (Instant::now(), v.clone()));
-            }
+            cache_jwks(core, key, v.clone());
             Ok(v)
         }
         Err(e) => {
@@ -406,26 +403,44 @@ async fn client_jwks(core: &Core, client: &Client, refetch: bool) -> Result<Valu
 }
 
 /// Fetch and check a `jwks_uri` document now (at registration, HEART-OAUTH-18) and keep it in the
-/// cache for the client's first authentication. The error says what was wrong, for the
+/// cache for the client's first authentication. `public`: the client registered itself, so only
+/// public addresses are fetched from ([`super::outbound`]). The error says what was wrong, for the
 /// registration's `error_description`.
-pub async fn prefetch_jwks(core: &Core, uri: &str) -> Result<(), String> {
-    let v = fetch_jwks(core, uri).await?;
+pub async fn prefetch_jwks(core: &Core, uri: &str, public: bool) -> Result<(), String> {
+    let v = fetch_jwks(core, uri, public).await?;
+    cache_jwks(core, cache_key(uri, public), v);
+    Ok(())
+}
+
+/// A document fetched for an administrator's client is not reused for a dynamic one: the two are
+/// fetched under different address rules.
+fn cache_key(uri: &str, public: bool) -> String {
+    format!("{}{uri}", if public { "public " } else { "" })
+}
+
+fn cache_jwks(core: &Core, key: String, v: Value) {
     if let Ok(mut m) = core.jwks_cache.0.lock() {
         if m.len() >= 1000 {
             m.clear();
         }
-        m.insert(uri.to_string(), (Instant::now(), v));
+        m.insert(key, (Instant::now(), v));
     }
-    Ok(())
 }
 
-async fn fetch_jwks(core: &Core, uri: &str) -> Result<Value, String> {
-    let mut resp = core
-        .http
-        .get(uri)
-        .send()
-        .await
-        .map_err(|_| "it could not be fetched".to_string())?;
+async fn fetch_jwks(core: &Core, uri: &str, public: bool) -> Result<Value, String> {
+    let http = if public {
+        super::outbound::check_literal(uri, core.config.insecure_loopback_http_redirects)?;
+        &core.public_http
+    } else {
+        &core.http
+    };
+    let mut resp = http.get(uri).send().await.map_err(|e| {
+        if public && e.is_connect() {
+            "it could not be fetched from a public address".to_string()
+        } else {
+            "it could not be fetched".to_string()
+        }
+    })?;
     if !resp.status().is_success() {
         return Err(format!("it answered HTTP {}", resp.status().as_u16()));
     }

@@ -489,44 +489,52 @@ pub fn validate_jwks(j: &Value, min_rsa_bits: u32) -> Result<(), OAuthError> {
         }
         josekit::jwk::Jwk::from_map(map.clone())
             .map_err(|_| OAuthError::metadata("`jwks` holds a key that is not a valid JWK"))?;
-        match map.get("kty").and_then(Value::as_str) {
-            Some("RSA") => {
-                use base64::Engine as _;
-                let n = map
-                    .get("n")
-                    .and_then(Value::as_str)
-                    .and_then(|n| {
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD
-                            .decode(n.trim_end_matches('='))
-                            .ok()
-                    })
-                    .unwrap_or_default();
-                let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
-                let bits = n.get(first).map_or(0, |b| {
-                    (n.len() - first - 1) * 8 + (8 - b.leading_zeros() as usize)
-                });
-                if bits < min_rsa_bits as usize {
-                    return Err(OAuthError::metadata(format!(
-                        "`jwks` holds an RSA key of {bits} bits: at least {min_rsa_bits} are required"
-                    )));
-                }
-            }
-            Some("EC") => {
-                let crv = map.get("crv").and_then(Value::as_str).unwrap_or_default();
-                if !["P-256", "P-384", "P-521"].contains(&crv) {
-                    return Err(OAuthError::metadata(
-                        "`jwks` EC keys must be on P-256, P-384 or P-521",
-                    ));
-                }
-            }
-            _ => {
-                return Err(OAuthError::metadata(
-                    "`jwks` keys must be of type `RSA` or `EC`",
-                ));
-            }
-        }
+        check_key_size(map, min_rsa_bits)
+            .map_err(|e| OAuthError::metadata(format!("`jwks` {e}")))?;
     }
     Ok(())
+}
+
+/// The type and size rules for a public key (IGOV-OAUTH-05): RSA with a modulus of at least
+/// `min_rsa_bits`, or EC on P-256, P-384 or P-521. The error completes "the key …" sentences:
+/// "holds an RSA key of 1024 bits: …".
+pub fn check_key_size(
+    map: &serde_json::Map<String, Value>,
+    min_rsa_bits: u32,
+) -> Result<(), String> {
+    match map.get("kty").and_then(Value::as_str) {
+        Some("RSA") => {
+            use base64::Engine as _;
+            let n = map
+                .get("n")
+                .and_then(Value::as_str)
+                .and_then(|n| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(n.trim_end_matches('='))
+                        .ok()
+                })
+                .unwrap_or_default();
+            let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
+            let bits = n.get(first).map_or(0, |b| {
+                (n.len() - first - 1) * 8 + (8 - b.leading_zeros() as usize)
+            });
+            if bits < min_rsa_bits as usize {
+                return Err(format!(
+                    "holds an RSA key of {bits} bits: at least {min_rsa_bits} are required"
+                ));
+            }
+            Ok(())
+        }
+        Some("EC") => {
+            let crv = map.get("crv").and_then(Value::as_str).unwrap_or_default();
+            if ["P-256", "P-384", "P-521"].contains(&crv) {
+                Ok(())
+            } else {
+                Err("holds an EC key that is not on P-256, P-384 or P-521".into())
+            }
+        }
+        _ => Err("holds a key that is not of type `RSA` or `EC`".into()),
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub const SKEW: i64 = 60;
 /// Longest proof accepted, bytes.
 const MAX_LEN: usize = 8192;
 
+/// The smallest RSA modulus a proof key may have (IGOV-OAUTH-05; every profile's `min_rsa_bits`).
+const MIN_RSA_BITS: u32 = 2048;
+
 /// A verified proof: the thumbprint of its key, and its `jti` (already recorded as used).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proof {
@@ -162,6 +165,9 @@ pub fn check_with(
     {
         return Err(bad("the DPoP proof's `jwk` must be a public key"));
     }
+    // IGOV-OAUTH-05: the proof key is held to the sizes client keys are.
+    super::clients::check_key_size(&jwk_map, MIN_RSA_BITS)
+        .map_err(|e| bad(format!("the DPoP proof's `jwk` {e}")))?;
     let jwk =
         Jwk::from_map(jwk_map.clone()).map_err(|_| bad("the DPoP proof's `jwk` is invalid"))?;
     let verifier = crate::keys::verifier_for(alg, &jwk)
@@ -421,6 +427,36 @@ mod tests {
                 e.error_description
             );
         }
+        Ok(())
+    }
+
+    // IGOV-OAUTH-05: a proof key is held to the client key sizes: RSA below 2048 bits is
+    // `invalid_dpop_proof` naming the size (2048 bits is accepted in `profile_algorithms`).
+    #[test]
+    fn small_proof_keys_are_refused() -> R<()> {
+        // josekit will not make or use a 1024-bit key, so the proof is signed with openssl.
+        let rsa = openssl::rsa::Rsa::generate(1024)?;
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let header = json!({"typ": "dpop+jwt", "alg": "RS256",
+            "jwk": {"kty": "RSA", "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec())}});
+        let payload = json!({"jti": "j", "htm": "POST", "htu": URL, "iat": 1_800_000_000});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(payload.to_string().as_bytes())
+        );
+        let key = openssl::pkey::PKey::from_rsa(rsa)?;
+        let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+        signer.update(input.as_bytes())?;
+        let proof = format!("{input}.{}", b64(&signer.sign_to_vec()?));
+        let Err(e) = check(&[&proof], "POST", URL, None, 1_800_000_000) else {
+            return Err("a 1024-bit proof key was accepted".into());
+        };
+        assert_eq!(e.error, ErrorCode::InvalidDpopProof);
+        assert_eq!(
+            e.error_description,
+            "the DPoP proof's `jwk` holds an RSA key of 1024 bits: at least 2048 are required"
+        );
         Ok(())
     }
 

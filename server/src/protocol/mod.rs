@@ -20,6 +20,7 @@ pub mod interaction;
 pub mod introspect;
 pub mod json;
 pub mod login;
+pub mod outbound;
 pub mod owner;
 pub mod params;
 pub mod permission;
@@ -45,13 +46,17 @@ use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::store::Store;
 
-/// What the core needs: configuration, storage, keys, and an HTTP client for `jwks_uri` fetches.
+/// What the core needs: configuration, storage, keys, and HTTP clients for `jwks_uri` fetches and
+/// upstream providers.
 #[derive(Clone)]
 pub struct Core {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: KeyRing,
     pub http: reqwest::Client,
+    /// The HTTP client for URLs that dynamically registered clients chose: public addresses only
+    /// ([`outbound`]).
+    pub public_http: reqwest::Client,
     pub jwks_cache: client_auth::JwksCache,
     pub clients: clients::ClientCache,
     pub policy_cache: policies::PolicyCache,
@@ -89,11 +94,13 @@ impl Core {
             .connect_timeout(std::time::Duration::from_secs(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        let public_http = outbound::public_client(config.insecure_loopback_http_redirects);
         Core {
             config: Arc::new(config),
             store,
             keys,
             http,
+            public_http,
             jwks_cache: client_auth::JwksCache::default(),
             clients: clients::ClientCache::default(),
             policy_cache: policies::PolicyCache::default(),

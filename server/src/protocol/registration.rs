@@ -209,9 +209,9 @@ pub async fn check_allowed(core: &Core, bearer: Option<&str>, now: i64) -> Resul
 /// The checks of registration that need the running server: the UserInfo signing algorithm must
 /// be the server's, and (HEART-OAUTH-18, IGOV-OAUTH-22) a `jwks_uri` must serve a JWK set the
 /// profile accepts when the client registers or updates its metadata, not only when it first
-/// authenticates. Run after the metadata rules (a dynamic client's `jwks_uri` is public https),
-/// so nothing internal is fetched.
-async fn check_live(core: &Core, m: &ClientMetadata) -> Result<(), OAuthError> {
+/// authenticates. Run after the metadata rules; a dynamic client's `jwks_uri` is fetched only from
+/// public addresses, checked when connecting ([`super::outbound`]).
+async fn check_live(core: &Core, m: &ClientMetadata, dynamic: bool) -> Result<(), OAuthError> {
     // The UserInfo JWT is signed with the server's current key, so that is the one algorithm a
     // client can ask for (`userinfo_signing_alg_values_supported`).
     if let Some(alg) = &m.userinfo_signed_response_alg
@@ -223,7 +223,7 @@ async fn check_live(core: &Core, m: &ClientMetadata) -> Result<(), OAuthError> {
         )));
     }
     match &m.jwks_uri {
-        Some(uri) => super::client_auth::prefetch_jwks(core, uri)
+        Some(uri) => super::client_auth::prefetch_jwks(core, uri, dynamic)
             .await
             .map_err(|e| {
                 OAuthError::metadata(format!("`jwks_uri` does not serve a usable JWK set: {e}"))
@@ -239,7 +239,7 @@ pub async fn register(core: &Core, body: &[u8], now: i64) -> Result<Value, OAuth
     let loopback = core.config.insecure_loopback_http_redirects;
     let checked = validate_metadata(metadata.clone(), profile, loopback)?;
     check_dynamic(&checked, loopback)?;
-    check_live(core, &checked).await?;
+    check_live(core, &checked, true).await?;
     core.store
         .run(move |c| {
             Ok(register_on(
@@ -335,10 +335,11 @@ pub async fn update(
         core.config.profile,
         core.config.insecure_loopback_http_redirects,
     )?;
-    if row.registered_by == "dynamic" {
+    let dynamic = row.registered_by == "dynamic";
+    if dynamic {
         check_dynamic(&metadata, core.config.insecure_loopback_http_redirects)?;
     }
-    check_live(core, &metadata).await?;
+    check_live(core, &metadata, dynamic).await?;
     let old = Client::from_row(row.clone())?;
     // A client cannot change how it sees its users: moving from pairwise to public, or to
     // another sector, would let it read identifiers meant for others (OpenID Connect Core §8.1).
