@@ -3,16 +3,18 @@
 //! syntax error located, and each policy's principal and resource scope constraints are read to
 //! place it in the decision index.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use cedar_policy::{
     Effect, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint,
-    Template,
+    SlotId, Template,
 };
 use serde_json::{Value, json};
 
 use crate::lexer;
-use crate::model::{Diagnostic, PersonSelector, ResourceSelector, Severity, ShareTemplate};
+use crate::model::{
+    ClaimRequirement, Diagnostic, PersonSelector, ResourceSelector, Severity, ShareTemplate,
+};
 use crate::schema::{NAMESPACE, Vocab, normalize_email, party_key};
 
 /// The longest raw Cedar text accepted (bytes). Owners' policies are short; the bound keeps the
@@ -65,10 +67,11 @@ pub(crate) enum PrinKey {
     Email(String),
 }
 
-/// A share as Cedar: the template body (in Cedar's JSON policy format) and the slot values.
+/// A share as Cedar: the template body (in Cedar's JSON policy format) and the slot values. A
+/// share with whoever holds a claim has no principal slot (`principal` unconstrained).
 pub(crate) struct ShareLink {
     pub template: Value,
-    pub principal: EntityUid,
+    pub principal: Option<EntityUid>,
     pub resource: EntityUid,
     pub prin_key: PrinKey,
     pub res_key: ResKey,
@@ -87,6 +90,48 @@ fn binary(op: &str, left: Value, right: Value) -> Value {
     json!({ op: { "left": left, "right": right } })
 }
 
+/// The slot values of a share's link.
+pub(crate) fn link_slots(
+    principal: Option<&EntityUid>,
+    resource: &EntityUid,
+) -> HashMap<SlotId, EntityUid> {
+    let mut slots = HashMap::from([(SlotId::resource(), resource.clone())]);
+    if let Some(p) = principal {
+        slots.insert(SlotId::principal(), p.clone());
+    }
+    slots
+}
+
+/// The conditions of a claim requirement: the party has the claim, its value contains the required
+/// one, and (with an issuer) the claims came from that issuer.
+fn claim_conditions(claim: &ClaimRequirement, conditions: &mut Vec<Value>) {
+    conditions.push(binary("hasTag", var("principal"), lit(claim.name.clone())));
+    conditions.push(binary(
+        "contains",
+        binary("getTag", var("principal"), lit(claim.name.clone())),
+        lit(claim.value.clone()),
+    ));
+    if let Some(issuer) = &claim.issuer {
+        conditions.push(json!({ "has": { "left": var("context"), "attr": "claim_token_issuer" } }));
+        conditions.push(binary(
+            "==",
+            attr(var("context"), "claim_token_issuer"),
+            lit(issuer.clone()),
+        ));
+    }
+}
+
+/// The claim names a share reads from the party.
+pub(crate) fn share_claims(t: &ShareTemplate) -> BTreeSet<String> {
+    let with = match &t.with {
+        PersonSelector::Claim(c) => Some(c.name.clone()),
+        _ => None,
+    };
+    with.into_iter()
+        .chain(t.require_claim.iter().map(|c| c.name.clone()))
+        .collect()
+}
+
 /// The Cedar template and link values for a share. The template depends only on the share's shape
 /// (person kind, scopes, until, claim requirement), so many shares link to one template. Strings
 /// go into Cedar's JSON format as JSON strings: nothing the owner types is spliced into Cedar text.
@@ -95,14 +140,20 @@ pub(crate) fn share_link(v: &Vocab, t: &ShareTemplate) -> ShareLink {
     let (principal, prin_key) = match &t.with {
         PersonSelector::Subject { issuer, subject } => {
             let key = party_key(issuer, subject);
-            (v.party_uid(&key), PrinKey::Party(key))
+            (Some(v.party_uid(&key)), PrinKey::Party(key))
         }
         PersonSelector::VerifiedEmail(email) => {
             let email = normalize_email(email);
             // Only verified emails make a party a member of its Email group; the condition repeats
             // it so the template says what it means.
             conditions.push(attr(var("principal"), "email_verified"));
-            (v.email_uid(&email), PrinKey::Email(email))
+            (Some(v.email_uid(&email)), PrinKey::Email(email))
+        }
+        // Anyone with the claim: the claim (from its issuer) is the whole test, so the claim's
+        // value is part of the template's shape, not a slot.
+        PersonSelector::Claim(claim) => {
+            claim_conditions(claim, &mut conditions);
+            (None, PrinKey::Any)
         }
     };
     let (resource, res_key) = match &t.resource {
@@ -113,21 +164,7 @@ pub(crate) fn share_link(v: &Vocab, t: &ShareTemplate) -> ShareLink {
         conditions.push(binary("<", attr(var("context"), "now"), lit(until)));
     }
     if let Some(claim) = &t.require_claim {
-        conditions.push(binary("hasTag", var("principal"), lit(claim.name.clone())));
-        conditions.push(binary(
-            "contains",
-            binary("getTag", var("principal"), lit(claim.name.clone())),
-            lit(claim.value.clone()),
-        ));
-        if let Some(issuer) = &claim.issuer {
-            conditions
-                .push(json!({ "has": { "left": var("context"), "attr": "claim_token_issuer" } }));
-            conditions.push(binary(
-                "==",
-                attr(var("context"), "claim_token_issuer"),
-                lit(issuer.clone()),
-            ));
-        }
+        claim_conditions(claim, &mut conditions);
     }
     let scopes: BTreeSet<&str> = t.scopes.iter().map(String::as_str).collect();
     let actions: Vec<Value> = scopes
@@ -139,9 +176,13 @@ pub(crate) fn share_link(v: &Vocab, t: &ShareTemplate) -> ShareLink {
         Some(body) => json!([{ "kind": "when", "body": body }]),
         None => json!([]),
     };
+    let principal_constraint = match principal {
+        Some(_) => json!({ "op": "in", "slot": "?principal" }),
+        None => json!({ "op": "All" }),
+    };
     let template = json!({
         "effect": "permit",
-        "principal": { "op": "in", "slot": "?principal" },
+        "principal": principal_constraint,
         "action": { "op": "in", "entities": actions },
         "resource": { "op": "in", "slot": "?resource" },
         "conditions": conditions

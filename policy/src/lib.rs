@@ -57,8 +57,10 @@
 //! A [`ShareTemplate`] compiles to `permit(principal in ?principal, action in [scopes…],
 //! resource in ?resource) when { … }` built in Cedar's JSON format (owner input is never spliced
 //! into Cedar text). `?principal` is a `Party` (subject shares) or an `Email` group (verified-email
-//! shares, whose body also requires `principal.email_verified`); `?resource` is a `Resource` or a
-//! `ResourceType`. The body holds `context.now < until` and the claim requirement. One template per
+//! shares, whose body also requires `principal.email_verified`); a share with whoever holds a claim
+//! ([`PersonSelector::Claim`], for roles such as a hospital's emergency clinicians) has no principal
+//! slot — `principal` is unconstrained and the body tests the claim and its issuer, which such a
+//! share must name; `?resource` is a `Resource` or a `ResourceType`. The body holds `context.now < until` and the claim requirement. One template per
 //! distinct (person kind, scopes, until, claim) shape; every share of that shape links to it.
 //!
 //! # Claim issuers

@@ -86,6 +86,11 @@ pub enum PersonSelector {
     },
     /// Whoever proves this email address with `email_verified = true`.
     VerifiedEmail(String),
+    /// Whoever presents this claim with this value in a claim token from the named issuer (the
+    /// issuer is required here): a role or a credential rather than a person, such as the
+    /// emergency clinicians of a hospital's identity provider for break-the-glass access
+    /// (HEART-FHIR-07).
+    Claim(ClaimRequirement),
 }
 
 /// What a share covers.
@@ -135,7 +140,8 @@ pub struct ShareTemplate {
 /// ```json
 /// {"kind": "share",
 ///  "resource": {"resource": "<resource id>"} | {"type": "<resource type>"},
-///  "with": {"subject": {"issuer": "…", "subject": "…"}} | {"verified_email": "…"},
+///  "with": {"subject": {"issuer": "…", "subject": "…"}} | {"verified_email": "…"}
+///          | {"claim": {"name": "…", "value": "…", "issuer": "…"}},
 ///  "scopes": ["…"],
 ///  "until": 1900000000,                                        (optional)
 ///  "require_claim": {"name": "…", "value": "…", "issuer": "…"}} (optional; issuer optional)

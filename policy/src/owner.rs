@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use cedar_policy::{Authorizer, Effect, EntityUid, Policy, PolicyId, PolicySet, SlotId, Template};
+use cedar_policy::{Authorizer, Effect, EntityUid, Policy, PolicyId, PolicySet, Template};
 
 use crate::compile::{
-    PrinKey, ResKey, is_permit, on_big_stack, parse_raw, share_link, static_keys,
-    template_from_json,
+    PrinKey, ResKey, is_permit, link_slots, on_big_stack, parse_raw, share_claims, share_link,
+    static_keys, template_from_json,
 };
 use crate::entities::{self, Fact, PrincipalView, party_facts};
 use crate::model::{
@@ -23,7 +23,8 @@ enum Body {
     Static(Policy),
     Linked {
         template: usize,
-        principal: EntityUid,
+        /// `None` for a share with whoever holds a claim (no principal slot).
+        principal: Option<EntityUid>,
         resource: EntityUid,
     },
 }
@@ -165,9 +166,7 @@ impl OwnerPolicies {
                         Some(ti) => *ti,
                         None => {
                             let ti = templates.len();
-                            let claims: BTreeSet<String> =
-                                t.require_claim.iter().map(|c| c.name.clone()).collect();
-                            let claims = Arc::new(claims);
+                            let claims = Arc::new(share_claims(t));
                             match template_from_json(template_id(ti).as_ref(), link.template) {
                                 Ok(template) => {
                                     templates.push(TemplateEntry { template, claims });
@@ -268,10 +267,7 @@ impl OwnerPolicies {
                         set.link(
                             template_id(*template),
                             internal_id(n),
-                            HashMap::from([
-                                (SlotId::principal(), principal.clone()),
-                                (SlotId::resource(), resource.clone()),
-                            ]),
+                            link_slots(principal.as_ref(), resource),
                         )
                         .map_err(|e| fail(n, e.to_string()))?;
                     }
@@ -576,7 +572,7 @@ mod tests {
 
     fn policy() -> impl Strategy<Value = PolicySource> {
         let share = (
-            0..5usize,
+            0..6usize,
             0..5usize,
             0..4usize,
             any::<bool>(),
@@ -589,8 +585,14 @@ mod tests {
                         issuer: issuer.into(),
                         subject: subject.into(),
                     }
-                } else {
+                } else if who < 5 {
                     PersonSelector::VerifiedEmail(EMAILS[who - 3].into())
+                } else {
+                    PersonSelector::Claim(ClaimRequirement {
+                        name: "role".into(),
+                        value: "doctor".into(),
+                        issuer: Some("https://a".into()),
+                    })
                 };
                 let resource = match what {
                     0..3 => ResourceSelector::Resource(RESOURCES[what].0.into()),

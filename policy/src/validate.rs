@@ -3,20 +3,20 @@
 //! against the UMA schema whose actions are the scopes of the owner's resources. Every error and
 //! warning is returned, with its line and column in raw Cedar text.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use cedar_policy::{
-    EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint, SlotId,
+    EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint,
     ValidationMode, Validator,
 };
 
 use crate::compile::{
-    diagnostic_from, locate, on_big_stack, parse_raw, share_link, strip_policy_prefix,
+    diagnostic_from, link_slots, locate, on_big_stack, parse_raw, share_link, strip_policy_prefix,
     template_from_json,
 };
 use crate::model::{
-    Diagnostic, PersonSelector, PolicySource, ResourceInfo, ResourceSelector, Severity,
-    ShareTemplate, Validation,
+    ClaimRequirement, Diagnostic, PersonSelector, PolicySource, ResourceInfo, ResourceSelector,
+    Severity, ShareTemplate, Validation,
 };
 use crate::schema::{
     IDENTITY_CLAIMS, Vocab, normalize_email, schema_for, scopes_of, split_party_key,
@@ -161,6 +161,16 @@ fn validate_share(
                 )));
             }
         }
+        PersonSelector::Claim(c) => {
+            // Without an issuer, any provider Custodia trusts could make anyone a holder.
+            if c.issuer.is_none() {
+                out.push(Diagnostic::error(format!(
+                    "a share with whoever holds claim `{}` must name the claim's issuer",
+                    c.name
+                )));
+            }
+            check_claim(c, out);
+        }
     }
     if let Some(until) = t.until
         && until <= now
@@ -170,26 +180,7 @@ fn validate_share(
         )));
     }
     if let Some(c) = &t.require_claim {
-        if c.name.trim().is_empty() {
-            out.push(Diagnostic::error("the required claim's name is empty"));
-        } else if IDENTITY_CLAIMS.contains(&c.name.as_str()) {
-            out.push(Diagnostic::error(format!(
-                "`{}` is an identity claim; share with a subject or a verified email instead",
-                c.name
-            )));
-        }
-        if c.value.is_empty() {
-            out.push(Diagnostic::error(format!(
-                "the required value of claim `{}` is empty",
-                c.name
-            )));
-        }
-        if c.issuer.as_deref().is_some_and(|i| i.trim().is_empty()) {
-            out.push(Diagnostic::error(format!(
-                "the issuer of claim `{}` is empty",
-                c.name
-            )));
-        }
+        check_claim(c, out);
     }
     if !out.is_ok() {
         return;
@@ -203,10 +194,7 @@ fn validate_share(
         set.link(
             PolicyId::new("share"),
             PolicyId::new("link"),
-            HashMap::from([
-                (SlotId::principal(), link.principal),
-                (SlotId::resource(), link.resource),
-            ]),
+            link_slots(link.principal.as_ref(), &link.resource),
         )
         .map_err(|e| format!("internal error: share: {e}"))
     });
@@ -220,6 +208,30 @@ fn validate_share(
     }
     for w in result.validation_warnings() {
         out.push(Diagnostic::warning(strip_policy_prefix(w.to_string())));
+    }
+}
+
+/// The checks of a claim a share names (as whom it is with, or as a requirement).
+fn check_claim(c: &ClaimRequirement, out: &mut Validation) {
+    if c.name.trim().is_empty() {
+        out.push(Diagnostic::error("the required claim's name is empty"));
+    } else if IDENTITY_CLAIMS.contains(&c.name.as_str()) {
+        out.push(Diagnostic::error(format!(
+            "`{}` is an identity claim; share with a subject or a verified email instead",
+            c.name
+        )));
+    }
+    if c.value.is_empty() {
+        out.push(Diagnostic::error(format!(
+            "the required value of claim `{}` is empty",
+            c.name
+        )));
+    }
+    if c.issuer.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        out.push(Diagnostic::error(format!(
+            "the issuer of claim `{}` is empty",
+            c.name
+        )));
     }
 }
 

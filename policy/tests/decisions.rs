@@ -90,6 +90,27 @@ fn doctor_share(issuer: Option<&str>) -> StoredPolicy {
     )
 }
 
+/// HEART-FHIR-07: the owner's break-the-glass share — emergency clinicians of the hospital's
+/// provider may read Observations with `btg`.
+fn emergency_share() -> StoredPolicy {
+    stored_share(
+        "emergency",
+        share(
+            of_type("Observation"),
+            holder("role", "emergency-physician", Some(HOSPITAL)),
+            &["read", "btg"],
+        ),
+    )
+}
+
+fn erin(role: &str) -> Party {
+    with_claim(
+        person(HOSPITAL, "erin"),
+        "role",
+        ClaimValue::Strings(vec!["staff".into(), role.into()]),
+    )
+}
+
 fn carol() -> Party {
     with_email(anon(), "carol@clinic.example", true)
 }
@@ -281,6 +302,36 @@ fn cases() -> Vec<Case> {
             anon())
             .denies(&[])
             .missing(&[("email", None), ("email_verified", None), ("sub", Some(HOSPITAL)), ("sub", Some(IDP))]),
+        case("claim share permits whoever holds the claim from its issuer", vec![emergency_share()], erin("emergency-physician"))
+            .ctx(ctx_from(HOSPITAL))
+            .permits(&["emergency"]),
+        case("claim share covers every resource of the type", vec![emergency_share()], erin("emergency-physician"))
+            .ctx(ctx_from(HOSPITAL))
+            .on("obs2", "read")
+            .permits(&["emergency"]),
+        case("claim share: the same claim from another issuer does not count", vec![emergency_share()], erin("emergency-physician"))
+            .ctx(ctx_from(IDP))
+            .denies(&[])
+            .missing(&[("role", Some(HOSPITAL))]),
+        case("claim share: another value of the claim does not count", vec![emergency_share()], erin("nurse"))
+            .ctx(ctx_from(HOSPITAL))
+            .denies(&[]),
+        case("claim share: not a scope it grants", vec![emergency_share()], erin("emergency-physician"))
+            .ctx(ctx_from(HOSPITAL))
+            .on("obs1", "write")
+            .denies(&[]),
+        case("claim share: not a resource of the type", vec![emergency_share()], erin("emergency-physician"))
+            .ctx(ctx_from(HOSPITAL))
+            .on("photo", "view")
+            .denies(&[]),
+        case("claim share: an anonymous party is asked for the claim from its issuer", vec![emergency_share()], anon())
+            .denies(&[])
+            .missing(&[("role", Some(HOSPITAL))]),
+        case("claim share: a forbid still wins",
+            vec![emergency_share(), stored_cedar("closed", "forbid(principal, action, resource);")],
+            erin("emergency-physician"))
+            .ctx(ctx_from(HOSPITAL))
+            .denies(&["closed"]),
         case("missing claims respect a forbid that applies to everyone",
             vec![bob_share(&["read"]), stored_cedar("closed", "forbid(principal, action, resource);")],
             anon())

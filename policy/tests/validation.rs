@@ -154,10 +154,60 @@ fn valid_shares_pass() {
             "doctor",
             Some(HOSPITAL),
         ),
+        share(
+            of_type("Observation"),
+            holder("role", "emergency-physician", Some(HOSPITAL)),
+            &["read"],
+        ),
+        requiring(
+            share(
+                res("obs1"),
+                holder("role", "doctor", Some(HOSPITAL)),
+                &["write"],
+            ),
+            "npi",
+            "1234567893",
+            Some(HOSPITAL),
+        ),
     ] {
         let v = check_share(t.clone());
         assert!(v.is_ok() && v.warnings.is_empty(), "{t:?}: {v:#?}");
     }
+}
+
+/// A share with whoever holds a claim must name the claim's issuer (else any trusted provider
+/// could make anyone a holder) and a real claim: not an identity claim, no empty value.
+#[test]
+fn claim_shares_need_an_issuer_and_a_claim() {
+    let error = |with| {
+        only_error(&check_share(share(res("obs1"), with, &["read"])))
+            .message
+            .clone()
+    };
+    assert_eq!(
+        error(holder("role", "doctor", None)),
+        "a share with whoever holds claim `role` must name the claim's issuer"
+    );
+    assert_eq!(
+        error(holder("email", "a@b.example", Some(HOSPITAL))),
+        "`email` is an identity claim; share with a subject or a verified email instead"
+    );
+    assert_eq!(
+        error(holder("role", "", Some(HOSPITAL))),
+        "the required value of claim `role` is empty"
+    );
+    assert_eq!(
+        error(holder("role", "doctor", Some(" "))),
+        "the issuer of claim `role` is empty"
+    );
+    // The JSON form the owner API takes.
+    let source: PolicySource = serde_json::from_str(
+        r#"{"kind": "share", "resource": {"type": "Observation"},
+            "with": {"claim": {"name": "role", "value": "doctor", "issuer": "https://hospital.example"}},
+            "scopes": ["read"]}"#,
+    )
+    .unwrap();
+    assert!(validate(OWNER, &source, &resources(), NOW).is_ok());
 }
 
 #[test]

@@ -253,6 +253,21 @@ impl UmaGuard {
                     self.check_binding(req, &token, dpop_scheme, &rpt)?;
                     let now = self.verifier.now();
                     if rpt.covers_all(&requirement.resource_id, &requirement.scopes, now) {
+                        if rpt.break_the_glass(&requirement.resource_id, now) {
+                            // HEART-FHIR-07: emergency access is always on the record, whatever
+                            // the application does with it. Never the token itself.
+                            tracing::warn!(
+                                target: "audit",
+                                event = "break_the_glass_access",
+                                owner = %requirement.owner,
+                                resource_id = %requirement.resource_id,
+                                method = %req.method(),
+                                path = %req.path(),
+                                subject = rpt.subject.as_deref().unwrap_or("-"),
+                                client_id = rpt.client_id.as_deref().unwrap_or("-"),
+                                rpt_jti = rpt.jti.as_deref().unwrap_or("-"),
+                            );
+                        }
                         return Ok(rpt);
                     }
                     upgradable = rpt.permission(&requirement.resource_id, now).is_some();
@@ -683,6 +698,69 @@ mod tests {
             assert_eq!(body, json!({"resource": "album-1", "sub": "bob"}));
         }
         assert_eq!(Counters::get(&fake.counters.permission), 0);
+        fake.stop().await;
+    }
+
+    /// A `Write` into a shared buffer, for reading what was logged.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// HEART-FHIR-07: an access made with a break-the-glass (`btg`) permission is logged as an
+    /// `audit` event naming the owner, resource, request and requesting party (never the token);
+    /// an ordinary access is not.
+    #[actix_web::test]
+    async fn break_the_glass_access_is_audited() {
+        let fake = FakeAs::start().await;
+        let app = app!(guard_for(&fake.issuer, Some(pat(&fake))).await);
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let ordinary = fake.mint_rpt(
+            "RS256",
+            json!([{"resource_id": "album-1", "resource_scopes": ["view"]}]),
+        );
+        let emergency = fake.mint_rpt(
+            "RS256",
+            json!([{"resource_id": "album-2", "resource_scopes": ["view", "btg"]}]),
+        );
+        for (id, rpt) in [("album-1", &ordinary), ("album-2", &emergency)] {
+            let req = TestRequest::get()
+                .uri(&format!("/photos/{id}"))
+                .insert_header(("Authorization", format!("Bearer {rpt}")))
+                .to_request();
+            assert_eq!(call_service(&app, req).await.status(), StatusCode::OK);
+        }
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["fields"]["event"] == "break_the_glass_access")
+            .collect();
+        assert_eq!(events.len(), 1, "one emergency access, one event: {text}");
+        let f = &events[0]["fields"];
+        assert_eq!(events[0]["target"], "audit");
+        assert_eq!(events[0]["level"], "WARN");
+        assert_eq!(f["owner"], OWNER);
+        assert_eq!(f["resource_id"], "album-2");
+        assert_eq!(f["method"], "GET");
+        assert_eq!(f["path"], "/photos/album-2");
+        assert_eq!(f["subject"], "bob");
+        assert_eq!(f["client_id"], "client-app");
+        assert!(!text.contains(&emergency), "the token is never logged");
         fake.stop().await;
     }
 

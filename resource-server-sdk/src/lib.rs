@@ -40,5 +40,5 @@ pub use jwt::Audience;
 pub use pat::{MemoryPatStore, Pat, PatStore, PendingAuthorization, RefreshGuard, UMA_PROTECTION};
 pub use permission::Permission;
 pub use resources::{RegisteredResource, Resource, ResourceDescription};
-pub use rpt::{DEFAULT_LEEWAY, Rpt, RptPermission, RptVerifier, Verification};
+pub use rpt::{BREAK_THE_GLASS, DEFAULT_LEEWAY, Rpt, RptPermission, RptVerifier, Verification};
 pub use secret::{AccessToken, ClientSecret, Nonce, PermissionTicket, RefreshToken};

@@ -35,6 +35,9 @@ pub enum Verification {
     Introspection,
 }
 
+/// HEART's break-the-glass scope (HEART FHIR OAuth 2.0 scopes, HEART-FHIR-07).
+pub const BREAK_THE_GLASS: &str = "btg";
+
 /// One permission of an RPT (UMA-FED-36).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RptPermission {
@@ -143,6 +146,13 @@ impl Rpt {
         self.permissions
             .iter()
             .find(|p| p.resource_id == resource_id && self.is_active(p, now))
+    }
+
+    /// Whether the active permission for `resource_id` carries HEART's break-the-glass scope
+    /// `btg` (HEART-FHIR-07): emergency access, which the resource server must record. The
+    /// [`crate::actix::UmaGuard`] logs every such access as an `audit` event.
+    pub fn break_the_glass(&self, resource_id: &str, now: i64) -> bool {
+        self.covers(resource_id, BREAK_THE_GLASS, now)
     }
 
     /// Whether the token as a whole has expired at `now`.

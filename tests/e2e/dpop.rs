@@ -121,7 +121,7 @@ async fn token_with(
 }
 
 /// The unverified claims of a JWT.
-fn claims_of(jwt: &str) -> Value {
+pub(crate) fn claims_of(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).unwrap_or_default();
     URL_SAFE_NO_PAD
         .decode(part)

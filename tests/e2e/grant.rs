@@ -1271,6 +1271,132 @@ mod pushed_upstream_tokens {
     }
 }
 
+/// HEART-FHIR-07 (break the glass) and claim-based shares: the owner lets whoever the upstream
+/// provider says is a `clinician` read the Patient record with `btg`. Without claims the client is
+/// asked for `role` from that provider (HEART-FHIRUMA-03: `required_claims` name the claim type a
+/// policy needs); a nurse is refused; the clinician's pushed ID token, with the client asking for
+/// `btg`, gets an RPT carrying both scopes, which the resource server accepts; the owner's audit
+/// shows the grant with `btg`. A claim share without an issuer is refused.
+async fn break_the_glass_share(backend: Backend) {
+    let (srv, up) = with_upstream(backend).await;
+    let alice = srv.add_user("alice", PW).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fhir = fhir_connected(&srv, dir.path(), "alice").await;
+    let owner = owner_session(&srv, "alice").await;
+    let patient = resource_id(&owner, &srv, "Patient record").await;
+    let emergency = |issuer: Value| {
+        json!({
+            "kind": "share",
+            "resource": {"resource": patient},
+            "with": {"claim": {"name": "role", "value": "clinician", "issuer": issuer}},
+            "scopes": ["patient/Patient.read", "btg"],
+        })
+    };
+    let mut unscoped = emergency(Value::Null);
+    if let Some(claim) = unscoped["with"]["claim"].as_object_mut() {
+        claim.remove("issuer");
+    }
+    let (s, v) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(unscoped),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v.to_string().contains("must name the claim's issuer"),
+        "{v}"
+    );
+    let (s, v) = owner_call(
+        &owner,
+        Method::POST,
+        &srv.url("/owner/policies"),
+        Some(emergency(json!(up.issuer))),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    let app = TestClient::from_json(
+        &srv.add_client(json!({
+            "client_name": "Emergency department",
+            "redirect_uris": ["https://client.example/cb"],
+            "grant_types": [UMA_GRANT],
+            "scope": "btg",
+        }))
+        .await,
+    );
+    let url = format!("{fhir}/fhir/Patient/{alice}");
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(&srv, &app, &[("ticket", &t), ("scope", "btg")]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let required = v["required_claims"].as_array().cloned().unwrap_or_default();
+    assert!(
+        required
+            .iter()
+            .any(|c| c["name"] == "role" && c["issuer"] == json!([up.issuer])),
+        "the claim the share needs, from its issuer: {v}"
+    );
+    let push = |token: String| {
+        let (srv, app, url) = (&srv, &app, url.clone());
+        async move {
+            let t = ticket_for(&url).await;
+            uma_token(
+                srv,
+                app,
+                &[
+                    ("ticket", &t),
+                    ("scope", "btg"),
+                    ("claim_token", &token),
+                    ("claim_token_format", ID_TOKEN_FORMAT),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, v) = push(upstream_id_token(&up, "clinic-app", "nurse-joy").await).await;
+    assert_eq!(s, 403, "a nurse is not a clinician: {v}");
+    let (s, v) = push(upstream_id_token(&up, "clinic-app", "dr-who").await).await;
+    assert_eq!(s, 200, "{v}");
+    let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
+    let permissions = crate::dpop::claims_of(&rpt)["permissions"].clone();
+    let mut scopes: Vec<&str> = permissions[0]["resource_scopes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    scopes.sort_unstable();
+    assert_eq!(
+        (permissions[0]["resource_id"].as_str(), scopes),
+        (Some(patient.as_str()), vec!["btg", "patient/Patient.read"]),
+        "{permissions}"
+    );
+    let (s, _, body) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
+    assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
+
+    let (s, audit) = owner_call(&owner, Method::GET, &srv.url("/owner/decisions"), None).await;
+    assert_eq!(s, 200);
+    assert!(
+        audit.as_array().is_some_and(|a| a
+            .iter()
+            .any(|d| { d["outcome"] == "rpt_issued" && d.to_string().contains("\"btg\"") })),
+        "the owner sees the emergency grant: {audit}"
+    );
+}
+
+mod break_the_glass_share {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        break_the_glass_share(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        break_the_glass_share(Backend::Postgres).await;
+    }
+}
+
 // UMA-GRANT-54 (expiry) and unknown tickets: an expired ticket, a made-up one and one of another
 // authorization server are `invalid_grant`.
 both!(expired_and_unknown_tickets, [

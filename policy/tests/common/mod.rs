@@ -103,6 +103,15 @@ pub fn email(e: &str) -> PersonSelector {
     PersonSelector::VerifiedEmail(e.to_owned())
 }
 
+/// Whoever holds claim `name` = `value` from `issuer`.
+pub fn holder(name: &str, value: &str, issuer: Option<&str>) -> PersonSelector {
+    PersonSelector::Claim(ClaimRequirement {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        issuer: issuer.map(str::to_owned),
+    })
+}
+
 pub fn share(resource: ResourceSelector, with: PersonSelector, scopes: &[&str]) -> ShareTemplate {
     ShareTemplate {
         resource,

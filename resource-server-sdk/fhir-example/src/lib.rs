@@ -3,7 +3,9 @@
 //! It keeps one Patient and any number of Observations per owner (SQLite). An owner connects it to
 //! Custodia (`GET /connect`: the authorization code flow with PKCE for a PAT); on connect it
 //! brings the owner's registrations in line (lists them, updates the known ones, creates the
-//! missing ones, deletes strays): the Patient record and the Observations, with FHIR-style scopes (`patient/Patient.read`, `patient/Observation.write`, …). Every FHIR route is protected by
+//! missing ones, deletes strays): the Patient record and the Observations, with FHIR-style scopes
+//! (`patient/Patient.read`, `patient/Observation.write`, …) and HEART's break-the-glass `btg`
+//! ([`registered_scopes`]). Every FHIR route is protected by
 //! the SDK's guard: no or a bad RPT gives `401` with `WWW-Authenticate: UMA … ticket="…"`
 //! (UMA Grant §3.2), a valid RPT lacking the scope `403` with a fresh ticket.
 //!
@@ -49,6 +51,16 @@ pub fn scopes_of(fhir_type: &str) -> [String; 2] {
         format!("patient/{fhir_type}.read"),
         format!("patient/{fhir_type}.write"),
     ]
+}
+
+/// The scopes registered for a FHIR type: its read and write scopes and HEART's break-the-glass
+/// scope `btg` (HEART-FHIR-07), which no route requires: an owner may grant it (to emergency
+/// clinicians, say) and a client ask for it at the token endpoint; an access made with an RPT
+/// that carries it is logged as an `audit` event by the SDK's guard.
+pub fn registered_scopes(fhir_type: &str) -> Vec<String> {
+    let mut scopes = scopes_of(fhir_type).to_vec();
+    scopes.push(custodia_sdk::BREAK_THE_GLASS.to_string());
+    scopes
 }
 
 /// How to run the example.
@@ -297,7 +309,7 @@ pub async fn on_connect(state: &AppState, pat: &Pat) -> Result<(), HttpResponse>
     let registered = state.uma.list_resources(pat).await.map_err(internal)?;
     let mut kept: Vec<String> = vec![];
     for (fhir_type, label) in PROTECTED_TYPES {
-        let description = ResourceDescription::new(scopes_of(fhir_type))
+        let description = ResourceDescription::new(registered_scopes(fhir_type))
             .with_name(*label)
             .with_type(format!(
                 "http://hl7.org/fhir/StructureDefinition/{fhir_type}"

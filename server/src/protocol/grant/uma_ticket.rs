@@ -541,11 +541,22 @@ pub async fn issue(
     let d = record("rpt_issued", &granted);
     // HEART-FHIR-07: break-the-glass access is always called out in the audit log (the owner
     // reads the decision, with its scopes, through the owner API).
-    if granted
+    let emergency: Vec<&str> = granted
         .iter()
-        .any(|p| p.resource_scopes.iter().any(|s| s == "btg"))
-    {
-        tracing::warn!(target: "audit", event = "break_the_glass", grant_type = GRANT_TYPE, client_id = %client.id);
+        .filter(|p| p.resource_scopes.iter().any(|s| s == "btg"))
+        .map(|p| p.resource_id.as_str())
+        .collect();
+    if !emergency.is_empty() {
+        tracing::warn!(
+            target: "audit",
+            event = "break_the_glass",
+            grant_type = GRANT_TYPE,
+            client_id = %client.id,
+            owner = %row.owner_id,
+            resources = %emergency.join(" "),
+            party_issuer = party.issuer.as_deref().unwrap_or("-"),
+            party_subject = party.subject.as_deref().unwrap_or("-"),
+        );
     }
     core.store
         .record_grant(GrantRows {
