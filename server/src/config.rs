@@ -164,6 +164,11 @@ pub struct TrustedIssuer {
     /// "practitioner_id"`). Unmapped claims keep their names.
     #[serde(default)]
     pub claims: std::collections::BTreeMap<String, String>,
+    /// Claim types (UMA Grant §3.3.6 `claim_type`): the policy name of a claim from this provider
+    /// → the identifier of its type, sent in `required_claims` when a policy needs that claim from
+    /// this provider (e.g. a semantic profile's identifier for a practitioner role). Absolute URIs.
+    #[serde(default)]
+    pub claim_types: std::collections::BTreeMap<String, String>,
 }
 
 /// An issuer of software statements (RFC 7591 §2.3; HEART-OAUTH-26, IGOV-OAUTH-30): who vouches
@@ -492,6 +497,19 @@ impl RawConfig {
                     format!("`{}` is not an https issuer URL", t.issuer),
                 ));
             }
+            if let Some((name, ty)) = t
+                .claim_types
+                .iter()
+                .find(|(n, ty)| n.is_empty() || url::Url::parse(ty).is_err())
+            {
+                return Err(bad(
+                    "CUSTODIA_TRUSTED_ISSUERS",
+                    format!(
+                        "`{}`: the claim type of `{name}` must be an absolute URI, not `{ty}`",
+                        t.issuer
+                    ),
+                ));
+            }
             if t.audiences.is_empty() && t.client_id.is_none() {
                 return Err(bad(
                     "CUSTODIA_TRUSTED_ISSUERS",
@@ -717,6 +735,32 @@ mod tests {
             let err = err.map(|e| e.setting).unwrap_or_default();
             assert_eq!(err, *k, "{k}={v}");
         }
+    }
+
+    // HEART-FHIRUMA-03: a trusted issuer's claim types are absolute URIs.
+    #[test]
+    fn claim_types_are_uris() -> Result<(), ConfigError> {
+        let with = |types: &str| {
+            format!(
+                r#"[{{"issuer": "https://idp.example", "audiences": ["app"], "claim_types": {types}}}]"#
+            )
+        };
+        let good = with(r#"{"role": "https://types.example/role"}"#);
+        let c = load(&[("CUSTODIA_TRUSTED_ISSUERS", good.as_str())])?;
+        assert_eq!(
+            c.trusted_issuers[0]
+                .claim_types
+                .get("role")
+                .map(String::as_str),
+            Some("https://types.example/role")
+        );
+        let bad = with(r#"{"role": "practitioner"}"#);
+        let err = load(&[("CUSTODIA_TRUSTED_ISSUERS", bad.as_str())]).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).unwrap_or_default(),
+            "invalid setting `CUSTODIA_TRUSTED_ISSUERS`: `https://idp.example`: the claim type of `role` must be an absolute URI, not `practitioner`"
+        );
+        Ok(())
     }
 
     #[test]

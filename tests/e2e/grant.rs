@@ -980,6 +980,7 @@ async fn with_upstream_in(backend: Backend, more: &[(&str, &str)]) -> (TestServe
         "client_secret": UP_SECRET,
         "name": "Clinic IdP",
         "scope": "openid clinical email",
+        "claim_types": {"role": ROLE_CLAIM_TYPE},
     }])
     .to_string();
     let mut settings = vec![
@@ -1271,10 +1272,14 @@ mod pushed_upstream_tokens {
     }
 }
 
+/// The claim type the upstream provider's `role` is configured with (a trusted issuer's
+/// `claim_types`).
+const ROLE_CLAIM_TYPE: &str = "https://clinic.example/claim-types/practitioner-role";
+
 /// HEART-FHIR-07 (break the glass) and claim-based shares: the owner lets whoever the upstream
 /// provider says is a `clinician` read the Patient record with `btg`. Without claims the client is
-/// asked for `role` from that provider (HEART-FHIRUMA-03: `required_claims` name the claim type a
-/// policy needs); a nurse is refused; the clinician's pushed ID token, with the client asking for
+/// asked for `role` from that provider, with the claim type configured for it there
+/// (HEART-FHIRUMA-03: `required_claims` name the claim a policy needs and its type); a nurse is refused; the clinician's pushed ID token, with the client asking for
 /// `btg`, gets an RPT carrying both scopes, which the resource server accepts; the owner's audit
 /// shows the grant with `btg`. A claim share without an issuer is refused.
 async fn break_the_glass_share(backend: Backend) {
@@ -1332,10 +1337,10 @@ async fn break_the_glass_share(backend: Backend) {
     assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
     let required = v["required_claims"].as_array().cloned().unwrap_or_default();
     assert!(
-        required
-            .iter()
-            .any(|c| c["name"] == "role" && c["issuer"] == json!([up.issuer])),
-        "the claim the share needs, from its issuer: {v}"
+        required.iter().any(|c| c["name"] == "role"
+            && c["issuer"] == json!([up.issuer])
+            && c["claim_type"] == ROLE_CLAIM_TYPE),
+        "the claim the share needs, from its issuer, with its configured type: {v}"
     );
     let push = |token: String| {
         let (srv, app, url) = (&srv, &app, url.clone());

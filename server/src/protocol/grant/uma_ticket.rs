@@ -79,11 +79,22 @@ async fn rotate(
     Ok(ticket)
 }
 
-fn required_claims_json(claims: &[RequiredClaim]) -> Vec<Value> {
+/// `required_claims` (UMA Grant §3.3.6): each claim a policy still needs, with its issuer, the
+/// one format Custodia takes, a friendly name, and the claim type the operator configured for it
+/// at that issuer (`claim_types` of a trusted issuer; HEART-FHIRUMA-03).
+fn required_claims_json(core: &Core, claims: &[RequiredClaim]) -> Vec<Value> {
     let mut out: Vec<Value> = vec![];
     for c in claims {
         let mut o = serde_json::Map::new();
         o.insert("name".into(), json!(c.name));
+        let claim_type = c
+            .issuer
+            .as_deref()
+            .and_then(|i| super::super::upstream::trusted(core, i))
+            .and_then(|t| t.claim_types.get(&c.name));
+        if let Some(t) = claim_type {
+            o.insert("claim_type".into(), json!(t));
+        }
         o.insert(
             "claim_token_format".into(),
             json!([claims::ID_TOKEN_FORMAT]),
@@ -381,7 +392,7 @@ pub async fn issue(
                 description,
                 UmaExtras {
                     ticket: Some(fresh.expose_secret().to_string()),
-                    required_claims: Some(required_claims_json(&missing)),
+                    required_claims: Some(required_claims_json(core, &missing)),
                     redirect_user: Some(redirect_user(core, &missing)),
                     interval: None,
                 },
