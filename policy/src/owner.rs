@@ -14,7 +14,8 @@ use crate::compile::{
 };
 use crate::entities::{self, Fact, PrincipalView, party_facts};
 use crate::model::{
-    Decision, Diagnostic, Party, PolicySource, RequestContext, ResourceInfo, StoredPolicy,
+    Decision, Diagnostic, Party, PersonSelector, PolicySource, RequestContext, ResourceInfo,
+    StoredPolicy,
 };
 use crate::schema::{Vocab, split_party_key};
 
@@ -160,6 +161,20 @@ impl OwnerPolicies {
             }
             match &sp.source {
                 PolicySource::Share(t) => {
+                    // Without its issuer a claim share would hold for a claim from any provider
+                    // (validation refuses it; a stored one is refused here too).
+                    if let PersonSelector::Claim(c) = &t.with
+                        && c.issuer.is_none()
+                    {
+                        errors.push((
+                            sp.id.clone(),
+                            Diagnostic::error(format!(
+                                "a share with whoever holds claim `{}` must name the claim's issuer",
+                                c.name
+                            )),
+                        ));
+                        continue;
+                    }
                     let link = share_link(&vocab, t);
                     let shape = link.template.to_string();
                     let ti = match by_shape.get(&shape) {

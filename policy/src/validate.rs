@@ -170,6 +170,16 @@ fn validate_share(
                 )));
             }
             check_claim(c, out);
+            // Every claim of a party comes from one claim token, so two issuers never both hold.
+            if let (Some(i), Some(r)) = (&c.issuer, &t.require_claim)
+                && let Some(ri) = &r.issuer
+                && ri != i
+            {
+                out.push(Diagnostic::error(format!(
+                    "claim `{}` is required from `{ri}` and claim `{}` from `{i}`: a requesting party's claims come from one issuer, so the share could never apply",
+                    r.name, c.name
+                )));
+            }
         }
     }
     if let Some(until) = t.until

@@ -439,6 +439,23 @@ fn build_refuses_broken_and_duplicate_policies() {
     let ids: Vec<&str> = err.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["broken", "share-bob"]);
     assert!(err[0].1.line.is_some());
+    // A claim share without an issuer (validation refuses it; a stored one is refused too).
+    let err = OwnerPolicies::build(
+        OWNER,
+        &[stored_share(
+            "anyone-with-role",
+            share(res("obs1"), holder("role", "doctor", None), &["read"]),
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert_eq!(
+        (err[0].0.as_str(), err[0].1.message.as_str()),
+        (
+            "anyone-with-role",
+            "a share with whoever holds claim `role` must name the claim's issuer"
+        )
+    );
 }
 
 #[test]

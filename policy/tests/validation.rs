@@ -200,6 +200,22 @@ fn claim_shares_need_an_issuer_and_a_claim() {
         error(holder("role", "doctor", Some(" "))),
         "the issuer of claim `role` is empty"
     );
+    let e = only_error(&check_share(requiring(
+        share(
+            res("obs1"),
+            holder("role", "doctor", Some(HOSPITAL)),
+            &["read"],
+        ),
+        "npi",
+        "1234567893",
+        Some(IDP),
+    )))
+    .message
+    .clone();
+    assert_eq!(
+        e,
+        "claim `npi` is required from `https://idp.example` and claim `role` from `https://hospital.example`: a requesting party's claims come from one issuer, so the share could never apply"
+    );
     // The JSON form the owner API takes.
     let source: PolicySource = serde_json::from_str(
         r#"{"kind": "share", "resource": {"type": "Observation"},

@@ -112,6 +112,28 @@ fn derive_key(kek: &[u8; 32], label: &[u8]) -> Result<[u8; 64], KeyError> {
     Ok(out)
 }
 
+fn seal_with(key: &[u8; 32], purpose: &str, plain: &[u8]) -> Result<String, KeyError> {
+    let sealed = encrypt(key, purpose, plain)?;
+    let raw = STANDARD
+        .decode(sealed)
+        .map_err(|e| KeyError::Jose(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+fn open_with(key: &[u8; 32], purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()?;
+    decrypt(key, purpose, &STANDARD.encode(raw)).ok()
+}
+
+/// The first 32 bytes of a derived key (an AES-256 key).
+fn first_half(k: &[u8; 64]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&k[..32]);
+    out
+}
+
 fn encrypt(kek: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> {
     let iv = random_bytes(12);
     let mut tag = [0u8; 16];
@@ -237,6 +259,9 @@ pub struct KeyRing {
     /// The MAC key of DPoP nonces, derived from the KEK the same way: every instance sharing the
     /// KEK accepts the nonces of the others.
     dpop_nonce: Arc<[u8; 64]>,
+    /// The AES-256-GCM key of state Custodia leaves with a browser (the sign-in at a claims
+    /// provider), derived from the KEK the same way.
+    browser_state: Arc<[u8; 32]>,
     /// The key request objects may be encrypted to (IGOV-OIDC-13), derived from the KEK.
     request_enc: Arc<EncryptionKey>,
 }
@@ -340,6 +365,7 @@ impl KeyRing {
                 b"custodia pairwise subject identifiers v1",
             )?),
             dpop_nonce: Arc::new(derive_key(&kek, b"custodia dpop nonces v1")?),
+            browser_state: Arc::new(first_half(&derive_key(&kek, b"custodia browser state v1")?)),
             request_enc: Arc::new(derive_encryption_key(&kek)?),
         };
         ring.reload_sync(store, now)?;
@@ -515,6 +541,20 @@ impl KeyRing {
 
     /// HMAC-SHA-256 of `data` under the DPoP nonce key, truncated to 128 bits
     /// ([`crate::protocol::dpop::nonce`]).
+    /// Encrypt and authenticate state that a browser keeps for Custodia (AES-256-GCM under a
+    /// KEK-derived key; `purpose` is bound as associated data), so the browser can neither read
+    /// nor alter it, and any instance sharing the KEK can open it.
+    /// The result is base64url (cookie- and URL-safe).
+    pub fn seal(&self, purpose: &str, plain: &[u8]) -> Result<String, KeyError> {
+        seal_with(&self.browser_state, purpose, plain)
+    }
+
+    /// Open what [`KeyRing::seal`] sealed for `purpose`; `None` if it was altered, sealed for
+    /// another purpose, or under another KEK.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        open_with(&self.browser_state, purpose, sealed)
+    }
+
     pub(crate) fn dpop_nonce_mac(&self, data: &[u8]) -> Option<[u8; 16]> {
         let key = openssl::pkey::PKey::hmac(&self.dpop_nonce[..]).ok()?;
         let mut signer =
@@ -625,6 +665,28 @@ mod tests {
         );
         let wrong = josekit::jwe::ECDH_ES_A256KW.decrypter_from_der(&other.der)?;
         assert!(josekit::jwe::deserialize_compact(&sealed, &wrong).is_err());
+        Ok(())
+    }
+
+    /// Sealed browser state opens only unaltered, for its purpose, under its key.
+    #[test]
+    fn sealed_state_is_private_and_tamper_evident() -> Result<(), KeyError> {
+        let key = first_half(&derive_key(&[7u8; 32], b"custodia browser state v1")?);
+        let other = first_half(&derive_key(&[8u8; 32], b"custodia browser state v1")?);
+        let sealed = seal_with(&key, "rp", b"{\"state\":\"s\"}")?;
+        assert!(!sealed.contains("state") && !sealed.contains(['+', '/', '=']));
+        assert_eq!(
+            open_with(&key, "rp", &sealed).as_deref(),
+            Some(&b"{\"state\":\"s\"}"[..])
+        );
+        assert_eq!(open_with(&key, "csrf", &sealed), None, "another purpose");
+        assert_eq!(open_with(&other, "rp", &sealed), None, "another KEK");
+        let mut flipped = sealed.into_bytes();
+        if let Some(b) = flipped.get_mut(20) {
+            *b = if *b == b'A' { b'B' } else { b'A' };
+        }
+        let flipped = String::from_utf8(flipped).unwrap_or_default();
+        assert_eq!(open_with(&key, "rp", &flipped), None, "altered");
         Ok(())
     }
 

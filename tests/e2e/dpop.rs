@@ -158,7 +158,8 @@ fn err(v: &Value) -> &str {
     v["error"].as_str().unwrap_or_default()
 }
 
-// DPOP-01, -02, -03, -05, -07, -10: a proof at the token endpoint binds the access token
+// BCP-12 (sender-constrained access tokens), DPOP-01, -02, -03, -05, -07, -10: a proof at the
+// token endpoint binds the access token
 // (`token_type: DPoP`, `cnf.jkt` = the key's thumbprint, in the JWT and in introspection); every
 // defective proof is `invalid_dpop_proof`, a replayed one too.
 both!(token_endpoint_binds_to_the_proof_key, |srv| {

@@ -1127,10 +1127,68 @@ async fn whole_uma_flow(backend: Backend) {
     assert!(at_upstream.contains("code_challenge_method=S256") && at_upstream.contains("nonce="));
     // UMA-GRANT-27: the requesting party signs in knowingly, whatever session they have there.
     assert!(at_upstream.contains("prompt=login"), "{at_upstream}");
+    // HEART-UMA-09: Custodia is the relying party here. Its state (state, nonce, PKCE verifier)
+    // stays with the browser, sealed: unreadable and unalterable.
+    let rp_cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("custodia_rp="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(rp_cookie.len() > 40, "{rp_cookie}");
+    let state_sent = query(&at_upstream).remove("state").unwrap_or_default();
+    assert!(!state_sent.is_empty() && !rp_cookie.contains(&state_sent));
     let callback = upstream_sign_in(&b, &at_upstream, "dr-who").await;
     assert!(
         callback.starts_with(&srv.url("/uma/claims/callback")),
         "{callback}"
+    );
+    // What the callback refuses, each with a page and no redirect: another browser, an altered
+    // cookie, another sign-in's state, the provider's error.
+    let refused = |cookie: Option<String>, url: String| async move {
+        let mut req = http().get(&url);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    };
+    let (s, page) = refused(None, callback.clone()).await;
+    assert!(
+        s == 400 && page.contains("not started from this browser"),
+        "{s} {page}"
+    );
+    // One character in the middle of the sealed value changed (the ciphertext, not its padding).
+    let mut altered = rp_cookie.clone().into_bytes();
+    let middle = altered.len() / 2;
+    if let Some(c) = altered.get_mut(middle) {
+        *c = if *c == b'A' { b'B' } else { b'A' };
+    }
+    let altered = String::from_utf8(altered).unwrap_or_default();
+    let (s, page) = refused(Some(altered), callback.clone()).await;
+    assert!(
+        s == 400 && page.contains("not started from this browser"),
+        "{s} {page}"
+    );
+    let other_state = callback.replace(&format!("state={state_sent}"), "state=another-sign-in");
+    assert_ne!(other_state, callback);
+    let (s, page) = refused(Some(rp_cookie.clone()), other_state).await;
+    assert!(
+        s == 400 && page.contains("does not belong to this sign-in"),
+        "{s} {page}"
+    );
+    let denied = format!(
+        "{}?error=access_denied&state={state_sent}",
+        srv.url("/uma/claims/callback")
+    );
+    let (s, page) = refused(Some(rp_cookie.clone()), denied).await;
+    assert!(
+        s == 400 && page.contains("did not sign you in"),
+        "{s} {page}"
     );
     let back = b
         .get(&callback)
@@ -1147,6 +1205,10 @@ async fn whole_uma_flow(backend: Backend) {
     let q = query(&to_client);
     assert_eq!(q.get("state").map(String::as_str), Some("st-1"));
     let t3 = q.get("ticket").cloned().unwrap_or_default();
+    // The answer is single-use: replayed with the sealed state, it is refused (the ticket it
+    // carries was spent, before the provider's spent code is even tried).
+    let (s, page) = refused(Some(rp_cookie.clone()), callback.clone()).await;
+    assert!(s == 400 && page.contains("already used"), "{s} {page}");
 
     let (s, v) = uma_token(&srv, &app, &[("ticket", &t3)]).await;
     assert_eq!(s, 200, "{v}");
@@ -1283,6 +1345,7 @@ const ROLE_CLAIM_TYPE: &str = "https://clinic.example/claim-types/practitioner-r
 /// `btg`, gets an RPT carrying both scopes, which the resource server accepts; the owner's audit
 /// shows the grant with `btg`. A claim share without an issuer is refused.
 async fn break_the_glass_share(backend: Backend) {
+    let logs = custodia_tests::captured_logs();
     let (srv, up) = with_upstream(backend).await;
     let alice = srv.add_user("alice", PW).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1359,8 +1422,14 @@ async fn break_the_glass_share(backend: Backend) {
             .await
         }
     };
+    // A nurse is not a clinician, and the provider that said so has nothing more to say: no
+    // need_info sending her back there. The owner takes no requests: request_denied.
     let (s, v) = push(upstream_id_token(&up, "clinic-app", "nurse-joy").await).await;
-    assert_eq!(s, 403, "a nurse is not a clinician: {v}");
+    assert_eq!(
+        (s, err(&v)),
+        (403, "request_denied"),
+        "a nurse is not a clinician: {v}"
+    );
     let (s, v) = push(upstream_id_token(&up, "clinic-app", "dr-who").await).await;
     assert_eq!(s, 200, "{v}");
     let rpt = v["access_token"].as_str().unwrap_or_default().to_string();
@@ -1378,14 +1447,86 @@ async fn break_the_glass_share(backend: Backend) {
     let (s, _, body) = bearer_json(Method::GET, &url, Some(&rpt), None).await;
     assert_eq!((s, &body["id"]), (200, &json!(alice)), "{body}");
 
+    // Audited by the owner's audit, the AS's log and the resource server's log.
     let (s, audit) = owner_call(&owner, Method::GET, &srv.url("/owner/decisions"), None).await;
     assert_eq!(s, 200);
+    let granted_btg =
+        |d: &Value| d["outcome"] == "rpt_issued" && d["granted"].to_string().contains("\"btg\"");
     assert!(
-        audit.as_array().is_some_and(|a| a
-            .iter()
-            .any(|d| { d["outcome"] == "rpt_issued" && d.to_string().contains("\"btg\"") })),
+        audit.as_array().is_some_and(|a| a.iter().any(granted_btg)),
         "the owner sees the emergency grant: {audit}"
     );
+    let at_as: Vec<Value> = logs
+        .audit("break_the_glass")
+        .into_iter()
+        .filter(|f| f["resources"] == patient.as_str())
+        .collect();
+    assert_eq!(at_as.len(), 1, "one emergency RPT, one AS event: {at_as:?}");
+    assert_eq!(
+        (
+            &at_as[0]["owner"],
+            &at_as[0]["party_issuer"],
+            &at_as[0]["party_subject"],
+            &at_as[0]["client_id"]
+        ),
+        (
+            &json!(alice),
+            &json!(up.issuer),
+            &json!("dr-who"),
+            &json!(app.id)
+        ),
+        "{at_as:?}"
+    );
+    let at_rs: Vec<Value> = logs
+        .audit("break_the_glass_access")
+        .into_iter()
+        .filter(|f| f["resource_id"] == patient.as_str())
+        .collect();
+    assert_eq!(
+        at_rs.len(),
+        1,
+        "one emergency access, one RS event: {at_rs:?}"
+    );
+    assert_eq!(
+        (&at_rs[0]["method"], &at_rs[0]["path"], &at_rs[0]["owner"]),
+        (
+            &json!("GET"),
+            &json!(format!("/fhir/Patient/{alice}")),
+            &json!(alice)
+        ),
+        "{at_rs:?}"
+    );
+    assert!(!logs.contains(&rpt), "the RPT is never logged");
+
+    // Someone the owner did not mean, identified by Custodia, goes to the owner once the owner
+    // takes requests (request_submitted), not to the hospital's provider (need_info).
+    let (s, _) = owner_call(
+        &owner,
+        Method::PUT,
+        &srv.url("/owner/settings"),
+        Some(json!({"accept_requests": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    srv.add_user("bob", PW).await;
+    let uma_app = app_client(&srv).await;
+    let bob = code_flow_tokens(&srv, &uma_app, "bob", PW, "openid").await;
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(
+        &srv,
+        &uma_app,
+        &[
+            ("ticket", &t),
+            ("claim_token", bob["id_token"].as_str().unwrap_or_default()),
+            ("claim_token_format", ID_TOKEN_FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
+    // Unidentified, a party is still told which claim would help.
+    let t = ticket_for(&url).await;
+    let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
 }
 
 mod break_the_glass_share {

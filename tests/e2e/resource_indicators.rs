@@ -1,7 +1,8 @@
 //! RFC 8707 resource indicators: the consent page names the target resources (HEART-OAUTH-27,
 //! IGOV-OAUTH-31: "the access requested … target resource"), access tokens are audience-restricted
 //! to them (`aud` an array, IGOV-OAUTH-40), a token request may narrow the targets but never widen
-//! them, and a token for other resources is refused at Custodia's own APIs.
+//! them, and a token for other resources is refused at Custodia's own APIs (BCP-18: access tokens
+//! audience-restricted, a token not meant for a server refused there).
 
 use custodia_tests::*;
 use serde_json::{Value, json};

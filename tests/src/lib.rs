@@ -1170,3 +1170,67 @@ fn upstream_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
         .collect();
     Some((action, fields))
 }
+
+/// The log events of this test process, as JSON objects: a process-wide subscriber installed on
+/// first use captures every event at INFO and above — of the servers and of the in-process
+/// resource servers — for tests that assert audit events. Events of other tests running in the
+/// same process are there too, so a test picks its own by the ids it made.
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[derive(Clone)]
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut b) => b.extend_from_slice(buf),
+            Err(p) => p.into_inner().extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+
+/// Start capturing (once per process; call before the events of interest happen).
+pub fn captured_logs() -> &'static LogCapture {
+    LOGS.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        if let Err(e) = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber) {
+            panic!("another log subscriber is installed in this process: {e}");
+        }
+        LogCapture(buf)
+    })
+}
+
+impl LogCapture {
+    /// The `audit` events captured so far whose `event` field is `event`: their fields.
+    pub fn audit(&self, event: &str) -> Vec<Value> {
+        let text = match self.0.lock() {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(p) => String::from_utf8_lossy(&p.into_inner()).into_owned(),
+        };
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["target"] == "audit" && e["fields"]["event"] == event)
+            .map(|e| e["fields"].clone())
+            .collect()
+    }
+
+    /// Whether `needle` appears anywhere in what was captured.
+    pub fn contains(&self, needle: &str) -> bool {
+        match self.0.lock() {
+            Ok(b) => String::from_utf8_lossy(&b).contains(needle),
+            Err(p) => String::from_utf8_lossy(&p.into_inner()).contains(needle),
+        }
+    }
+}

@@ -247,14 +247,23 @@ async fn go_upstream(
     t: &crate::config::TrustedIssuer,
     request: String,
 ) -> HttpResponse {
-    use base64::Engine as _;
     let (url, pending) = match crate::protocol::upstream::start(&state.core, t, request).await {
         Ok(x) => x,
         Err(e) => return error::page(&e),
     };
-    let value = match serde_json::to_vec(&pending) {
-        Ok(v) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v),
-        Err(e) => return error::page(&OAuthError::internal(e)),
+    // Sealed: the browser keeps the sign-in's state, PKCE verifier and nonce, and can neither
+    // read nor change them.
+    let value = match serde_json::to_vec(&pending)
+        .map_err(OAuthError::internal)
+        .and_then(|v| {
+            state
+                .core
+                .keys
+                .seal(RP_COOKIE, &v)
+                .map_err(OAuthError::internal)
+        }) {
+        Ok(v) => v,
+        Err(e) => return error::page(&e),
     };
     let mut resp = see_other(&url);
     let mut c = cookie(state, RP_COOKIE, value, SameSite::Lax, Some(600));
@@ -276,15 +285,10 @@ pub async fn upstream_callback(
     q: web::Query<Callback>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    use base64::Engine as _;
     let now = state.core.now();
     let pending: Option<crate::protocol::upstream::Pending> = req
         .cookie(RP_COOKIE)
-        .and_then(|c| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c.value())
-                .ok()
-        })
+        .and_then(|c| state.core.keys.open(RP_COOKIE, c.value()))
         .and_then(|b| serde_json::from_slice(&b).ok());
     let Some(pending) = pending else {
         return error::page(&OAuthError::invalid_request(

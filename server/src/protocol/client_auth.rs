@@ -428,19 +428,15 @@ fn cache_jwks(core: &Core, key: String, v: Value) {
 }
 
 async fn fetch_jwks(core: &Core, uri: &str, public: bool) -> Result<Value, String> {
-    let http = if public {
-        super::outbound::check_literal(uri, core.config.insecure_loopback_http_redirects)?;
-        &core.public_http
+    let mut resp = if public {
+        core.public_http.get(uri).await?
     } else {
-        &core.http
+        core.http
+            .get(uri)
+            .send()
+            .await
+            .map_err(|_| "it could not be fetched".to_string())?
     };
-    let mut resp = http.get(uri).send().await.map_err(|e| {
-        if public && e.is_connect() {
-            "it could not be fetched from a public address".to_string()
-        } else {
-            "it could not be fetched".to_string()
-        }
-    })?;
     if !resp.status().is_success() {
         return Err(format!("it answered HTTP {}", resp.status().as_u16()));
     }

@@ -56,7 +56,7 @@ pub struct Core {
     pub http: reqwest::Client,
     /// The HTTP client for URLs that dynamically registered clients chose: public addresses only
     /// ([`outbound`]).
-    pub public_http: reqwest::Client,
+    pub public_http: outbound::PublicFetcher,
     pub jwks_cache: client_auth::JwksCache,
     pub clients: clients::ClientCache,
     pub policy_cache: policies::PolicyCache,
@@ -94,7 +94,7 @@ impl Core {
             .connect_timeout(std::time::Duration::from_secs(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let public_http = outbound::public_client(config.insecure_loopback_http_redirects);
+        let public_http = outbound::PublicFetcher::new(config.insecure_loopback_http_redirects);
         Core {
             config: Arc::new(config),
             store,

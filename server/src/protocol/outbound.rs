@@ -43,32 +43,41 @@ fn is_public_v4(a: Ipv4Addr) -> bool {
         || b0 == 0 // "this network" (RFC 791)
         || (b0 == 100 && (64..128).contains(&b1)) // shared address space (RFC 6598)
         || (b0 == 192 && b1 == 0 && b2 == 0) // IETF protocol assignments (RFC 6890)
+        || (b0 == 192 && b1 == 88 && b2 == 99) // 6to4 relay anycast (RFC 7526)
         || (b0 == 198 && (b1 == 18 || b1 == 19)) // benchmarking (RFC 2544)
         || b0 >= 240) // reserved (RFC 1112)
 }
 
+/// The IPv4 address in bits 96..128 (`::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`).
+fn low_v4(s: &[u16; 8]) -> Ipv4Addr {
+    Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)
+}
+
+/// IPv6 by allow-list: global unicast (`2000::/3`) less the special-purpose blocks inside it;
+/// outside it only IPv4-mapped and well-known-prefix NAT64 addresses, judged by their IPv4
+/// address. Everything else (loopback, unique local, link-local, multicast, IPv4-compatible,
+/// SIIT-translated `::ffff:0:0/96`, local-use NAT64 `64:ff9b:1::/48`, …) is not public.
 fn is_public_v6(a: Ipv6Addr) -> bool {
     let s = a.segments();
     if let Some(v4) = a.to_ipv4_mapped() {
         return is_public_v4(v4);
     }
-    // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96): the embedded IPv4 address
-    // is where the packets go.
-    if s[..6] == [0, 0, 0, 0, 0, 0] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        return !a.is_unspecified() && !a.is_loopback() && is_public_v4(v4);
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(low_v4(&s));
+    }
+    if (s[0] & 0xe000) != 0x2000 {
+        return false;
     }
     // 6to4 (2002::/16) carries an IPv4 address in segments 1 and 2.
     if s[0] == 0x2002 {
         let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
         return is_public_v4(v4);
     }
-    !(a.is_multicast()
-        || (s[0] & 0xfe00) == 0xfc00 // unique local (RFC 4193)
-        || (s[0] & 0xffc0) == 0xfe80 // link-local
-        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation (RFC 3849)
-        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])) // discard-only (RFC 6666)
+    // 2001::/23: IETF protocol assignments (Teredo, benchmarking, ORCHID); 2001:db8::/32 and
+    // 3fff::/20: documentation (RFC 3849, RFC 9637).
+    let special = s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8);
+    let documentation = (s[0] & 0xfff0) == 0x3ff0;
+    !(special || documentation)
 }
 
 /// Whether the guarded client may connect to `ip`: public addresses, and loopback ones when the
@@ -102,22 +111,55 @@ impl Resolve for PublicOnly {
     }
 }
 
-/// The HTTP client for client-chosen URLs: public addresses only (loopback too when
-/// `allow_loopback`), no proxy, no redirect, short time limits.
-pub fn public_client(allow_loopback: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// Fetches of client-chosen URLs: public addresses only (loopback too when `allow_loopback`), no
+/// proxy, no redirect, short time limits. The only way to such a fetch, so the address checks
+/// cannot be skipped.
+#[derive(Clone)]
+pub struct PublicFetcher {
+    /// `None` when the guarded client could not be built: every fetch then fails (there is no
+    /// unguarded fallback).
+    client: Option<reqwest::Client>,
+    allow_loopback: bool,
+}
+
+impl PublicFetcher {
+    pub fn new(allow_loopback: bool) -> PublicFetcher {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .build();
+        if let Err(e) = &client {
+            tracing::error!(error = %e, "the client for client-chosen URLs could not be built; such fetches will fail");
+        }
+        PublicFetcher {
+            client: client.ok(),
+            allow_loopback,
+        }
+    }
+
+    /// GET `url`. The error completes "it …" for an `error_description`.
+    pub async fn get(&self, url: &str) -> Result<reqwest::Response, String> {
+        check_literal(url, self.allow_loopback)?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| "it could not be fetched (no client)".to_string())?;
+        client.get(url).send().await.map_err(|e| {
+            if e.is_connect() {
+                "it could not be fetched from a public address".to_string()
+            } else {
+                "it could not be fetched".to_string()
+            }
+        })
+    }
 }
 
 /// The check the resolver cannot make: a URL whose host is an IP address is connected to without
-/// resolving, so its address is checked here before the request is sent.
-pub fn check_literal(url: &str, allow_loopback: bool) -> Result<(), String> {
+/// resolving, so its address is checked before the request is sent.
+fn check_literal(url: &str, allow_loopback: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|_| "it is not a URL".to_string())?;
     let ip = match parsed.host() {
         Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
@@ -148,6 +190,8 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            "2a00:1450:4001::1",
+            "2001:4860:4860::8888",
         ] {
             assert!(is_public(a.parse().unwrap()), "{a} is public");
         }
@@ -181,6 +225,15 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:a00:1::1",
             "100::1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "2001::1",
+            "2001:2::1",
+            "2001:10::1",
+            "3fff::1",
+            "4000::1",
+            "192.88.99.1",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a} is not public");
         }
@@ -204,11 +257,11 @@ mod tests {
     async fn names_resolving_to_internal_addresses_are_not_connected_to() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        // One connection is served: had the refused fetch connected, it would have taken it and
+        // the allowed fetch below would fail.
         let served = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut connections = 0;
-            while let Ok((mut s, _)) = listener.accept().await {
-                connections += 1;
+            if let Ok((mut s, _)) = listener.accept().await {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
                 let _ = s
@@ -216,24 +269,15 @@ mod tests {
                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
                     )
                     .await;
-                if connections == 1 {
-                    break;
-                }
             }
-            connections
         });
         let url = format!("http://localhost:{port}/jwks");
-        let refused = public_client(false).get(&url).send().await;
-        let Err(err) = refused else {
+        let Err(err) = PublicFetcher::new(false).get(&url).await else {
             panic!("localhost is not public, yet it was fetched");
         };
-        assert!(err.is_connect(), "refused before connecting: {err:?}");
-        let ok = public_client(true).get(&url).send().await.unwrap();
+        assert_eq!(err, "it could not be fetched from a public address");
+        let ok = PublicFetcher::new(true).get(&url).await.unwrap();
         assert_eq!(ok.status(), 200);
-        assert_eq!(
-            served.await.unwrap(),
-            1,
-            "only the allowed request connected"
-        );
+        served.await.unwrap();
     }
 }

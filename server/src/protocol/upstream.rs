@@ -52,10 +52,44 @@ async fn metadata(
     let md = CoreProviderMetadata::discover_async(url, &core.http)
         .await
         .map_err(|e| format!("the provider `{issuer}` could not be discovered: {e}"))?;
+    let keys = strong_keys(issuer, md.jwks());
+    let md = md.set_jwks(keys);
     if let Ok(mut m) = core.upstream.0.lock() {
         m.insert(issuer.to_string(), (now, md.clone()));
     }
     Ok(md)
+}
+
+/// The provider's keys that meet the key-size rules (IGOV-OAUTH-05: RSA of at least 2048 bits, EC
+/// on P-256/384/521); the others are left out (and logged), so no ID token is accepted on them.
+/// A key set that cannot be read back is empty: nothing verifies.
+fn strong_keys(
+    issuer: &str,
+    jwks: &openidconnect::core::CoreJsonWebKeySet,
+) -> openidconnect::core::CoreJsonWebKeySet {
+    let keys: Vec<Value> = serde_json::to_value(jwks)
+        .ok()
+        .and_then(|v| v.get("keys").and_then(Value::as_array).cloned())
+        .unwrap_or_default();
+    let kept: Vec<Value> = keys
+        .into_iter()
+        .filter(|k| {
+            let ok = k
+                .as_object()
+                .is_some_and(|m| super::clients::check_key_size(m, 2048).is_ok());
+            if !ok {
+                let kid = k.get("kid").and_then(Value::as_str).unwrap_or("-");
+                tracing::warn!(
+                    issuer,
+                    kid,
+                    "a provider key below the size rules is not used"
+                );
+            }
+            ok
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "keys": kept }))
+        .unwrap_or_else(|_| openidconnect::core::CoreJsonWebKeySet::new(Vec::new()))
 }
 
 /// The trusted provider named by an ID token's `iss` (read without verification, to pick keys).
@@ -336,6 +370,28 @@ pub fn trusted<'a>(core: &'a Core, issuer: &str) -> Option<&'a TrustedIssuer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // IGOV-OAUTH-05: a provider's RSA keys below 2048 bits are not used for its ID tokens.
+    #[test]
+    fn small_provider_keys_are_left_out() -> Result<(), Box<dyn std::error::Error>> {
+        let rsa = |bits: u32, kid: &str| -> Result<Value, openssl::error::ErrorStack> {
+            let k = openssl::rsa::Rsa::generate(bits)?;
+            Ok(
+                serde_json::json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                "n": URL_SAFE_NO_PAD.encode(k.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(k.e().to_vec())}),
+            )
+        };
+        let set: openidconnect::core::CoreJsonWebKeySet = serde_json::from_value(
+            serde_json::json!({"keys": [rsa(1024, "small")?, rsa(2048, "good")?]}),
+        )?;
+        let kept = serde_json::to_value(strong_keys("https://idp.example", &set))?;
+        let kids: Vec<&str> = kept["keys"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|k| k["kid"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(kids, ["good"]);
+        Ok(())
+    }
 
     // The configured claim mapping renames the provider's claims; identity claims stay apart.
     #[test]

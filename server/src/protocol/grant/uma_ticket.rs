@@ -363,8 +363,14 @@ pub async fn issue(
         created_at: now,
     };
 
-    // More claims could help: need_info.
-    if !denied.is_empty() {
+    // More claims could help: need_info. Not claims from the provider whose claims the party
+    // already presented (it has said what it says), and not at all for an identified party when
+    // the owner takes requests: that party goes to the owner (request_submitted) rather than being
+    // sent to sign in elsewhere for a policy meant for others, such as a share with whoever holds
+    // a role at a hospital's provider.
+    let identified = party.subject.is_some();
+    let to_the_owner = identified && accept_requests && claim_problem.is_none();
+    if !(denied.is_empty() || to_the_owner) {
         let mut missing: Vec<RequiredClaim> = vec![];
         for (resource, s) in &denied {
             missing.extend(owner_policies.missing_claims(
@@ -373,6 +379,9 @@ pub async fn issue(
                 s,
                 &ctx,
             ));
+        }
+        if identified {
+            missing.retain(|m| m.issuer.is_none() || m.issuer != ctx.claim_token_issuer);
         }
         if !missing.is_empty() || claim_problem.is_some() {
             let fresh = rotate(core, &row, &perms, now).await?;
