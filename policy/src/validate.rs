@@ -150,6 +150,16 @@ fn validate_share(
                     "the issuer `{issuer}` has spaces around it"
                 )));
             }
+            // The person and their claims come from one ID token, so from one issuer.
+            if let Some(r) = &t.require_claim
+                && let Some(ri) = &r.issuer
+                && ri != issuer
+            {
+                out.push(Diagnostic::error(format!(
+                    "claim `{}` is required from `{ri}` but the person is named at `{issuer}`: a requesting party's claims come from one issuer, so the share could never apply",
+                    r.name
+                )));
+            }
             if subject.is_empty() {
                 out.push(Diagnostic::error("the subject is empty"));
             }

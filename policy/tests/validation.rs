@@ -152,7 +152,7 @@ fn valid_shares_pass() {
             share(res("photo"), subject(IDP, "bob"), &["view"]),
             "role",
             "doctor",
-            Some(HOSPITAL),
+            Some(IDP),
         ),
         share(
             of_type("Observation"),
@@ -215,6 +215,18 @@ fn claim_shares_need_an_issuer_and_a_claim() {
     assert_eq!(
         e,
         "claim `npi` is required from `https://idp.example` and claim `role` from `https://hospital.example`: a requesting party's claims come from one issuer, so the share could never apply"
+    );
+    let e = only_error(&check_share(requiring(
+        share(res("obs1"), subject(IDP, "bob"), &["read"]),
+        "role",
+        "doctor",
+        Some(HOSPITAL),
+    )))
+    .message
+    .clone();
+    assert_eq!(
+        e,
+        "claim `role` is required from `https://hospital.example` but the person is named at `https://idp.example`: a requesting party's claims come from one issuer, so the share could never apply"
     );
     // The JSON form the owner API takes.
     let source: PolicySource = serde_json::from_str(

@@ -539,8 +539,6 @@ impl KeyRing {
         String::from_utf8(plain).map_err(|_| "its content is not text".to_string())
     }
 
-    /// HMAC-SHA-256 of `data` under the DPoP nonce key, truncated to 128 bits
-    /// ([`crate::protocol::dpop::nonce`]).
     /// Encrypt and authenticate state that a browser keeps for Custodia (AES-256-GCM under a
     /// KEK-derived key; `purpose` is bound as associated data), so the browser can neither read
     /// nor alter it, and any instance sharing the KEK can open it.
@@ -555,6 +553,8 @@ impl KeyRing {
         open_with(&self.browser_state, purpose, sealed)
     }
 
+    /// HMAC-SHA-256 of `data` under the DPoP nonce key, truncated to 128 bits
+    /// ([`crate::protocol::dpop::nonce`]).
     pub(crate) fn dpop_nonce_mac(&self, data: &[u8]) -> Option<[u8; 16]> {
         let key = openssl::pkey::PKey::hmac(&self.dpop_nonce[..]).ok()?;
         let mut signer =

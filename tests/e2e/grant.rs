@@ -203,8 +203,8 @@ both!(rpt_for_a_shared_resource, [
         .unwrap_or_default();
     assert!(outcomes.contains(&"rpt_issued") && outcomes.contains(&"need_info"), "{audit}");
 
-    // Alice herself is not bob: her ID token gets need_info, not an RPT (nothing shared with her
-    // as a requesting party).
+    // Alice herself is not bob: her ID token gets no RPT (nothing shared with her as a requesting
+    // party, and no claim would help: request_denied).
     let alice_tokens = code_flow_tokens(&srv, &app, "alice", PW, "openid").await;
     let t3 = ticket_for(&url).await;
     let (s, v) = uma_token(
@@ -217,7 +217,7 @@ both!(rpt_for_a_shared_resource, [
         ],
     )
     .await;
-    assert_eq!(s, 403, "{v}");
+    assert_eq!((s, err(&v)), (403, "request_denied"), "{v}");
 });
 
 // UMA-GRANT-09, -11, -58: bad claim tokens are need_info with a fresh ticket and a reason;
@@ -1341,9 +1341,11 @@ const ROLE_CLAIM_TYPE: &str = "https://clinic.example/claim-types/practitioner-r
 /// HEART-FHIR-07 (break the glass) and claim-based shares: the owner lets whoever the upstream
 /// provider says is a `clinician` read the Patient record with `btg`. Without claims the client is
 /// asked for `role` from that provider, with the claim type configured for it there
-/// (HEART-FHIRUMA-03: `required_claims` name the claim a policy needs and its type); a nurse is refused; the clinician's pushed ID token, with the client asking for
-/// `btg`, gets an RPT carrying both scopes, which the resource server accepts; the owner's audit
-/// shows the grant with `btg`. A claim share without an issuer is refused.
+/// (HEART-FHIRUMA-03: `required_claims` name the claim a policy needs and its type); a nurse is
+/// refused; the clinician's pushed ID token, with the client asking for `btg`, gets an RPT
+/// carrying both scopes, which the resource server accepts; the owner's audit, the AS's log and
+/// the RS's log show it. A claim share without an issuer is refused. A party who has answered a
+/// need_info at the claims endpoint is not sent round again: the owner decides.
 async fn break_the_glass_share(backend: Backend) {
     let logs = custodia_tests::captured_logs();
     let (srv, up) = with_upstream(backend).await;
@@ -1422,8 +1424,8 @@ async fn break_the_glass_share(backend: Backend) {
             .await
         }
     };
-    // A nurse is not a clinician, and the provider that said so has nothing more to say: no
-    // need_info sending her back there. The owner takes no requests: request_denied.
+    // A nurse holds `role` with another value: no claim would help, and the owner takes no
+    // requests: request_denied.
     let (s, v) = push(upstream_id_token(&up, "clinic-app", "nurse-joy").await).await;
     assert_eq!(
         (s, err(&v)),
@@ -1487,19 +1489,77 @@ async fn break_the_glass_share(backend: Backend) {
         1,
         "one emergency access, one RS event: {at_rs:?}"
     );
+    let rpt_claims = crate::dpop::claims_of(&rpt);
     assert_eq!(
-        (&at_rs[0]["method"], &at_rs[0]["path"], &at_rs[0]["owner"]),
+        (
+            &at_rs[0]["method"],
+            &at_rs[0]["path"],
+            &at_rs[0]["owner"],
+            &at_rs[0]["subject"],
+            &at_rs[0]["client_id"]
+        ),
         (
             &json!("GET"),
             &json!(format!("/fhir/Patient/{alice}")),
-            &json!(alice)
+            &json!(alice),
+            &rpt_claims["sub"],
+            &json!(app.id)
         ),
         "{at_rs:?}"
     );
     assert!(!logs.contains(&rpt), "the RPT is never logged");
 
-    // Someone the owner did not mean, identified by Custodia, goes to the owner once the owner
-    // takes requests (request_submitted), not to the hospital's provider (need_info).
+    // A clinician whose token lacks the claim (asked with `openid` only) is asked for it
+    // (UMA-GRANT-11), from that provider.
+    let bare = {
+        let (verifier, challenge) = pkce();
+        let d = up.discovery().await;
+        let auth = format!(
+            "{}?{}",
+            d["authorization_endpoint"].as_str().unwrap_or_default(),
+            serde_urlencoded::to_string([
+                ("response_type", "code"),
+                ("client_id", "clinic-app"),
+                ("redirect_uri", "https://client.example/cb"),
+                ("scope", "openid"),
+                ("state", "s"),
+                ("nonce", "n"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ])
+            .unwrap_or_default()
+        );
+        let back = upstream_sign_in(&browser(), &auth, "dr-who").await;
+        let code = query(&back).remove("code").unwrap_or_default();
+        let t: Value = http()
+            .post(d["token_endpoint"].as_str().unwrap_or_default())
+            .basic_auth("clinic-app", Some(APP_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "https://client.example/cb"),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        t["id_token"].as_str().unwrap_or_default().to_string()
+    };
+    let (s, v) = push(bare).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(
+        v["required_claims"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|c| c["name"] == "role" && c["issuer"] == json!([up.issuer]))),
+        "{v}"
+    );
+
+    // Someone the owner did not mean: asked for the claim too (UMA-GRANT-11); once they have
+    // answered at the claims interaction endpoint (signing in at Custodia, not at the hospital),
+    // they are not sent round again: the owner decides (request_submitted).
     let (s, _) = owner_call(
         &owner,
         Method::PUT,
@@ -1522,11 +1582,45 @@ async fn break_the_glass_share(backend: Backend) {
         ],
     )
     .await;
-    assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
-    // Unidentified, a party is still told which claim would help.
-    let t = ticket_for(&url).await;
-    let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t)]).await;
     assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
+    let b = browser();
+    let q = serde_urlencoded::to_string([
+        ("client_id", uma_app.id.as_str()),
+        ("ticket", t2.as_str()),
+        ("claims_redirect_uri", "https://client.example/claims"),
+    ])
+    .unwrap_or_default();
+    let login = open(&b, &format!("{}?{q}", srv.url("/uma/claims"))).await;
+    let (_, page) = login.page();
+    let resp = b
+        .post(srv.url("/uma/claims/login"))
+        .form(&[
+            (
+                "csrf",
+                input_value(page, "csrf").unwrap_or_default().as_str(),
+            ),
+            (
+                "request",
+                input_value(page, "request").unwrap_or_default().as_str(),
+            ),
+            ("username", "bob"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 303);
+    let back = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let t3 = query(&back).remove("ticket").unwrap_or_default();
+    assert!(!t3.is_empty(), "{back}");
+    let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t3)]).await;
+    assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
 }
 
 mod break_the_glass_share {

@@ -1171,9 +1171,9 @@ fn upstream_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
     Some((action, fields))
 }
 
-/// The log events of this test process, as JSON objects: a process-wide subscriber installed on
-/// first use captures every event at INFO and above — of the servers and of the in-process
-/// resource servers — for tests that assert audit events. Events of other tests running in the
+/// The audit events of this test process, as JSON objects: a process-wide subscriber installed on
+/// first use captures every event of target `audit` at INFO and above — of the servers and of the
+/// in-process resource servers — for tests that assert them. Events of other tests running in the
 /// same process are there too, so a test picks its own by the ids it made.
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -1200,9 +1200,10 @@ pub fn captured_logs() -> &'static LogCapture {
     LOGS.get_or_init(|| {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let writer = CaptureWriter(buf.clone());
+        // Audit events only: under `cargo test` every other test's request log would pile up here.
         let subscriber = tracing_subscriber::fmt()
             .json()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("audit=info"))
             .with_writer(move || writer.clone())
             .finish();
         if let Err(e) = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber) {

@@ -76,7 +76,7 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
     // 2001::/23: IETF protocol assignments (Teredo, benchmarking, ORCHID); 2001:db8::/32 and
     // 3fff::/20: documentation (RFC 3849, RFC 9637).
     let special = s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8);
-    let documentation = (s[0] & 0xfff0) == 0x3ff0;
+    let documentation = s[0] == 0x3fff && s[1] < 0x1000;
     !(special || documentation)
 }
 

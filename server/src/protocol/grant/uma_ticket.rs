@@ -256,6 +256,9 @@ pub async fn issue(
             .and_then(|c| serde_json::from_str::<Value>(c).ok())
             .and_then(|v| v.get("persist").and_then(Value::as_bool))
             .unwrap_or(false);
+    // The claims in use were gathered at the claims interaction endpoint for this ticket: the
+    // requesting party has just answered a need_info.
+    let answered = verified.is_none() && gathered.is_some();
     let verified = verified.or(gathered).or(from_pct);
     if verified.is_none() {
         claim_problem = claim_problem.or(pct_problem);
@@ -363,14 +366,13 @@ pub async fn issue(
         created_at: now,
     };
 
-    // More claims could help: need_info. Not claims from the provider whose claims the party
-    // already presented (it has said what it says), and not at all for an identified party when
-    // the owner takes requests: that party goes to the owner (request_submitted) rather than being
-    // sent to sign in elsewhere for a policy meant for others, such as a share with whoever holds
-    // a role at a hospital's provider.
-    let identified = party.subject.is_some();
-    let to_the_owner = identified && accept_requests && claim_problem.is_none();
-    if !(denied.is_empty() || to_the_owner) {
+    // More claims could help: need_info (UMA-GRANT-11) — but not again to a requesting party that
+    // has just answered one at the claims interaction endpoint: what it gave there is what it has
+    // for this request (it chose among the providers offered), so another need_info would only
+    // send it round again, and a policy meant for others (a share with whoever holds a role at a
+    // hospital's provider) would shut the owner out. The owner decides (request_submitted) or the
+    // request is denied.
+    if !(denied.is_empty() || (answered && claim_problem.is_none())) {
         let mut missing: Vec<RequiredClaim> = vec![];
         for (resource, s) in &denied {
             missing.extend(owner_policies.missing_claims(
@@ -379,9 +381,6 @@ pub async fn issue(
                 s,
                 &ctx,
             ));
-        }
-        if identified {
-            missing.retain(|m| m.issuer.is_none() || m.issuer != ctx.claim_token_issuer);
         }
         if !missing.is_empty() || claim_problem.is_some() {
             let fresh = rotate(core, &row, &perms, now).await?;
