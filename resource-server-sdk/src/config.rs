@@ -77,8 +77,9 @@ pub struct ClientConfig {
     pub(crate) dpop_key: Option<DpopKey>,
 }
 
-/// The key of DPoP-bound PATs: a P-256 key made when the client is configured. It lives in
-/// memory only; a PAT bound to an earlier key (a restart) is refreshed before use.
+/// The key of DPoP-bound PATs: a P-256 key made when the client is configured, or the one the
+/// resource server keeps ([`ClientConfig::with_dpop_key`]). A PAT bound to another key (made
+/// before a restart with a fresh key) is refreshed before use.
 #[derive(Clone)]
 pub(crate) struct DpopKey {
     pub private: josekit::jwk::Jwk,
@@ -91,6 +92,19 @@ impl std::fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "DpopKey({})", self.jkt)
     }
+}
+
+fn dpop_key(
+    private: josekit::jwk::Jwk,
+    public: josekit::jwk::Jwk,
+) -> Result<DpopKey, crate::Error> {
+    let jkt = crate::dpop::thumbprint(public.as_ref())
+        .ok_or_else(|| crate::Error::Config("the DPoP key has no thumbprint".into()))?;
+    Ok(DpopKey {
+        private,
+        public,
+        jkt,
+    })
 }
 
 /// A private key for client assertions: the JWK, its `kid` and the algorithm.
@@ -182,18 +196,39 @@ impl ClientConfig {
     /// tokens): every token request carries a proof of a P-256 key made here, and every
     /// protection API call sends the PAT as `Authorization: DPoP` with a fresh proof (`htm`,
     /// `htu`, `ath`). A `DPoP-Nonce` demanded by the token endpoint is sent on a retry.
+    /// The key lives in this process only: a PAT kept in a persistent [`crate::PatStore`] is
+    /// bound to it, so after a restart it is refreshed (or, without a refresh token, the owner
+    /// connects again); [`ClientConfig::with_dpop_key`] keeps one key across restarts.
     pub fn with_dpop_bound_pats(mut self) -> Result<Self, crate::Error> {
         let pair = josekit::jws::ES256
             .generate_key_pair()
             .map_err(|_| crate::Error::Config("cannot make a DPoP key".into()))?;
-        let public = pair.to_jwk_public_key();
-        let jkt = crate::dpop::thumbprint(public.as_ref())
-            .ok_or_else(|| crate::Error::Config("the DPoP key has no thumbprint".into()))?;
-        self.dpop_key = Some(DpopKey {
-            private: pair.to_jwk_private_key(),
-            public,
-            jkt,
-        });
+        self.dpop_key = Some(dpop_key(
+            pair.to_jwk_private_key(),
+            pair.to_jwk_public_key(),
+        )?);
+        Ok(self)
+    }
+
+    /// [`ClientConfig::with_dpop_bound_pats`] with the resource server's own DPoP key, a private
+    /// P-256 JWK (JSON) it keeps in its secret store: PATs it has stored stay usable across
+    /// restarts (under iGov a resource server may have no refresh token to rebind them with).
+    pub fn with_dpop_key(mut self, private_jwk: &str) -> Result<Self, crate::Error> {
+        let bad = |why: &str| crate::Error::Config(format!("the DPoP key {why}"));
+        let private = josekit::jwk::Jwk::from_bytes(private_jwk.as_bytes())
+            .map_err(|_| bad("is not a JWK"))?;
+        if private.key_type() != "EC" || private.curve() != Some("P-256") {
+            return Err(bad("must be a P-256 (ES256) key"));
+        }
+        if private.parameter("d").is_none() {
+            return Err(bad("must be a private JWK (with `d`)"));
+        }
+        let pair = josekit::jwk::alg::ec::EcKeyPair::from_jwk(&private)
+            .map_err(|_| bad("is not a usable P-256 key"))?;
+        self.dpop_key = Some(dpop_key(
+            private,
+            josekit::jwk::KeyPair::to_jwk_public_key(&pair),
+        )?);
         Ok(self)
     }
 
@@ -346,6 +381,40 @@ mod tests {
         );
         assert!(cfg("https://as.example/?x=1").validate().is_err());
         assert!(cfg("not a url").validate().is_err());
+    }
+
+    /// A kept DPoP key gives the same thumbprint at every start, so stored PATs bound to it stay
+    /// usable; a public or non-P-256 key is refused.
+    #[test]
+    fn a_kept_dpop_key_survives_restarts() -> Result<(), Box<dyn std::error::Error>> {
+        let pair = josekit::jws::ES256.generate_key_pair()?;
+        let jwk = pair.to_jwk_private_key().to_string();
+        let first = cfg("https://as.example").with_dpop_key(&jwk)?;
+        let again = cfg("https://as.example").with_dpop_key(&jwk)?;
+        let (a, b) = (
+            first.dpop_key.clone().ok_or("no key")?,
+            again.dpop_key.clone().ok_or("no key")?,
+        );
+        assert_eq!(a.jkt, b.jkt);
+        assert_eq!(
+            Some(a.jkt.clone()),
+            crate::dpop::thumbprint(pair.to_jwk_public_key().as_ref())
+        );
+        assert!(
+            a.public.parameter("d").is_none(),
+            "the public half has no `d`"
+        );
+        let fresh = cfg("https://as.example").with_dpop_bound_pats()?;
+        assert_ne!(fresh.dpop_key.map(|k| k.jkt), Some(a.jkt));
+        let public = pair.to_jwk_public_key().to_string();
+        assert!(cfg("https://as.example").with_dpop_key(&public).is_err());
+        let rsa = josekit::jws::RS256
+            .generate_key_pair(2048)?
+            .to_jwk_private_key()
+            .to_string();
+        assert!(cfg("https://as.example").with_dpop_key(&rsa).is_err());
+        assert!(cfg("https://as.example").with_dpop_key("{").is_err());
+        Ok(())
     }
 
     #[test]
