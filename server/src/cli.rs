@@ -97,12 +97,16 @@ pub struct ClientAdd {
     /// requesting party back (UMA Grant §3.3.2).
     #[arg(long = "claims-redirect-uri")]
     pub claims_redirect_uris: Vec<String>,
+    /// A resource indicator (RFC 8707) this resource server answers for (repeatable): tokens
+    /// audience-restricted to it are introspected for this client as their audience.
+    #[arg(long = "resource-uri")]
+    pub resource_uris: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Register a client; prints it as RFC 7591 JSON (the secret is shown only now).
-    Add(ClientAdd),
+    Add(Box<ClientAdd>),
     /// Create an initial access token for dynamic registration (shown only now).
     InitialToken {
         /// Lifetime in seconds (default: no expiry).
@@ -269,6 +273,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 jwks_uri: a.jwks_uri.clone(),
                 application_type: a.application_type.clone(),
                 claims_redirect_uris: a.claims_redirect_uris.clone(),
+                resource_uris: a.resource_uris.clone(),
                 ..Default::default()
             };
             let store = open_store(&c)?;

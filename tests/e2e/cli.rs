@@ -337,6 +337,50 @@ async fn readme_walkthrough_with_cli_made_user_and_client() {
         None,
     );
     one_line_exit_2(&out, "redirect URI");
+    // A resource server and the resource indicator it answers for (RFC 8707), in parsed form.
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "client",
+            "add",
+            "--name",
+            "fhir",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "uma_protection",
+            "--resource-uri",
+            "https://FHIR.example/r4",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        rs["resource_uris"],
+        serde_json::json!(["https://fhir.example/r4"])
+    );
+    let out = custodia(
+        dir.path(),
+        &env,
+        &[
+            "client",
+            "add",
+            "--name",
+            "bad fhir",
+            "--grant-type",
+            "client_credentials",
+            "--resource-uri",
+            "https://fhir.example/r4#frag",
+        ],
+        None,
+    );
+    one_line_exit_2(&out, "fragment");
 
     let out = custodia(
         dir.path(),

@@ -318,3 +318,65 @@ both!(resource_indicators, |srv| {
         "{e}"
     );
 });
+
+// A resource server an administrator registered for a resource indicator (`resource_uris`)
+// introspects the tokens audience-restricted to it, as their audience; a resource server
+// registered for another sees them inactive. Only administrators may register `resource_uris`
+// (a dynamic client must not make itself the audience of others' tokens), and they are checked
+// like `resource` values.
+both!(resource_servers_introspect_tokens_for_their_uris, [
+    "CUSTODIA_REGISTRATION_MODE" => "open",
+], |srv| {
+    srv.add_user("alice", "correct horse battery").await;
+    let client = srv.web_client().await;
+    let server_for = |uris: Value| {
+        let srv = &srv;
+        async move {
+            TestClient::from_json(
+                &srv.add_client(json!({
+                    "grant_types": ["client_credentials"],
+                    "scope": "uma_protection",
+                    "resource_uris": uris,
+                }))
+                .await,
+            )
+        }
+    };
+    let fhir_rs = server_for(json!([FHIR])).await;
+    let labs_rs = server_for(json!([LABS])).await;
+    let (code, verifier) = code_for(&srv, &client, &[FHIR]).await;
+    let (s, t) = redeem_code(&srv, &client, &code, "https://client.example/cb", &verifier, &[]).await;
+    assert_eq!(s, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap_or_default();
+    let seen = introspect(&srv, &fhir_rs, token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["aud"], json!([FHIR]), "{seen}");
+    assert_eq!(seen["client_id"], json!(client.id), "{seen}");
+    assert_eq!(introspect(&srv, &labs_rs, token).await, json!({"active": false}));
+
+    // Checked like `resource` values, and refused to dynamically registered clients.
+    let refused = srv
+        .try_add_client(json!({"grant_types": ["client_credentials"], "resource_uris": ["http://fhir.example/r4"]}))
+        .await
+        .err();
+    assert_eq!(
+        refused.as_ref().map(|e| e.0.as_str()),
+        Some("invalid_client_metadata"),
+        "{refused:?}"
+    );
+    let resp = http()
+        .post(srv.url("/register"))
+        .json(&json!({"redirect_uris": ["https://app.example/cb"], "resource_uris": [FHIR]}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 400);
+    let e: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("administrator")),
+        "{e}"
+    );
+});

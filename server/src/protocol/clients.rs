@@ -72,6 +72,12 @@ pub struct ClientMetadata {
     /// the server only; a value sent in a registration request is discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_statement_issuer: Option<String>,
+    /// The resource indicators (RFC 8707) this client answers for as a resource server: an access
+    /// token audience-restricted to one of them is introspected for it as for its own audience.
+    /// Custodia's own member, for clients an administrator adds (dynamic registration refuses it:
+    /// a client must not name itself the audience of others' tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_uris: Vec<String>,
 }
 
 /// A registered client, parsed.
@@ -358,6 +364,28 @@ pub fn validate_metadata(
     }
     if let Some(u) = &m.jwks_uri {
         check_https_uri("jwks_uri", u)?;
+    }
+    if !m.resource_uris.is_empty() {
+        if auth_method == "none" {
+            return Err(OAuthError::metadata(
+                "`resource_uris` is for resource servers, which authenticate: not for a public client",
+            ));
+        }
+        let mut normal: Vec<String> = vec![];
+        for u in &m.resource_uris {
+            let n = super::resource_indicator::normalize("resource_uris", u)
+                .map_err(OAuthError::metadata)?;
+            if !normal.contains(&n) {
+                normal.push(n);
+            }
+        }
+        if normal.len() > super::resource_indicator::MAX_RESOURCES {
+            return Err(OAuthError::metadata(format!(
+                "at most {} `resource_uris` may be registered",
+                super::resource_indicator::MAX_RESOURCES
+            )));
+        }
+        m.resource_uris = normal;
     }
     if auth_method == "private_key_jwt" && m.jwks.is_none() && m.jwks_uri.is_none() {
         return Err(OAuthError::metadata(

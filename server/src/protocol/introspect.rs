@@ -1,9 +1,10 @@
 //! Token introspection (RFC 7662) with the UMA extension (Federated Authorization §5): the caller is
 //! an authenticated confidential client, or a resource server presenting its PAT as a bearer token
 //! (UMA-FED-34). A token is `active` only when it is ours, unexpired, unrevoked, its client still
-//! exists, and the caller is the client it was issued to or one of its audiences. Anything else —
-//! expired, revoked, unknown, malformed, signed by someone else, or someone else's — is
-//! `{"active": false}` and nothing more (UMA-FED-40).
+//! exists, and the caller is the client it was issued to or one of its audiences (by client id,
+//! or by one of the resource indicators, RFC 8707, it is registered for: `resource_uris`).
+//! Anything else — expired, revoked, unknown, malformed, signed by someone else, or someone
+//! else's — is `{"active": false}` and nothing more (UMA-FED-40).
 //!
 //! An active RPT is described by its `permissions` and never by `scope` (UMA-FED-35/36); other
 //! tokens (PATs included) get the plain RFC 7662 shape (UMA-FED-38).
@@ -289,10 +290,19 @@ pub async fn introspect(
     };
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
+    // The resource indicators the caller answers for (RFC 8707 targets in `aud`).
+    let caller_uris: Vec<String> = super::clients::find(core, &caller_id)
+        .await?
+        .map(|c| c.metadata.resource_uris)
+        .unwrap_or_default();
+    let for_caller = |claims: &Map<String, Value>| {
+        audience_contains(claims, &caller_id)
+            || caller_uris.iter().any(|u| audience_contains(claims, u))
+    };
 
     if token.split('.').count() == 3 {
         return Ok(match active_access_token(core, token, now).await? {
-            Some(t) if t.client_id == caller_id || audience_contains(&t.claims, &caller_id) => {
+            Some(t) if t.client_id == caller_id || for_caller(&t.claims) => {
                 let mut out = Map::new();
                 out.insert("active".into(), json!(true));
                 let rpt = t.claims.contains_key("permissions");

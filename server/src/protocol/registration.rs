@@ -86,6 +86,11 @@ fn client_json(
 /// except an `http` loopback one when `insecure_loopback` (the development setting that lets
 /// clients on this machine register loopback redirect URIs) is on.
 fn check_dynamic(m: &ClientMetadata, insecure_loopback: bool) -> Result<(), OAuthError> {
+    if !m.resource_uris.is_empty() {
+        return Err(OAuthError::metadata(
+            "`resource_uris` is for resource servers an administrator adds (`custodia client add`)",
+        ));
+    }
     for s in m
         .scope
         .as_deref()

@@ -24,33 +24,7 @@ fn invalid(d: impl Into<String>) -> OAuthError {
 pub fn parse(params: &Params) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = vec![];
     for v in params.all("resource") {
-        if v.len() > MAX_LEN {
-            return Err(invalid(format!(
-                "a `resource` may be at most {MAX_LEN} characters"
-            )));
-        }
-        let shown = super::scope::sanitize(v);
-        let url = url::Url::parse(v)
-            .map_err(|_| invalid(format!("`resource` `{shown}` is not an absolute URI")))?;
-        if url.fragment().is_some() {
-            return Err(invalid(format!(
-                "`resource` `{shown}` must not have a fragment (RFC 8707 §2)"
-            )));
-        }
-        let loopback = matches!(
-            url.host(),
-            Some(url::Host::Ipv4(a)) if a.is_loopback()
-        ) || matches!(url.host(), Some(url::Host::Ipv6(a)) if a.is_loopback())
-            || url.host_str() == Some("localhost");
-        let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-        if !secure || url.host_str().is_none() || !url.username().is_empty() {
-            return Err(invalid(format!(
-                "`resource` `{shown}` must be an https URI of the resource server (http only on a loopback host)"
-            )));
-        }
-        // The parsed form is what the consent page shows and `aud` carries, so both name the
-        // host the URI really denotes (the parser trims, maps `\` to `/`, encodes IDN hosts).
-        let normal = url.as_str().to_string();
+        let normal = normalize("resource", v).map_err(invalid)?;
         if !out.contains(&normal) {
             out.push(normal);
         }
@@ -61,6 +35,36 @@ pub fn parse(params: &Params) -> Result<Vec<String>, OAuthError> {
         )));
     }
     Ok(out)
+}
+
+/// One target URI (a `resource` value, or one of a resource server's `resource_uris`) checked:
+/// its parsed (normal) form, or why not. `name` is the parameter or member named in the error.
+pub fn normalize(name: &str, v: &str) -> Result<String, String> {
+    if v.len() > MAX_LEN {
+        return Err(format!("a `{name}` may be at most {MAX_LEN} characters"));
+    }
+    let shown = super::scope::sanitize(v);
+    let url =
+        url::Url::parse(v).map_err(|_| format!("`{name}` `{shown}` is not an absolute URI"))?;
+    if url.fragment().is_some() {
+        return Err(format!(
+            "`{name}` `{shown}` must not have a fragment (RFC 8707 §2)"
+        ));
+    }
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Ipv4(a)) if a.is_loopback()
+    ) || matches!(url.host(), Some(url::Host::Ipv6(a)) if a.is_loopback())
+        || url.host_str() == Some("localhost");
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !secure || url.host_str().is_none() || !url.username().is_empty() {
+        return Err(format!(
+            "`{name}` `{shown}` must be an https URI of the resource server (http only on a loopback host)"
+        ));
+    }
+    // The parsed form is what the consent page shows and `aud` carries, so both name the host
+    // the URI really denotes (the parser trims, maps `\` to `/`, encodes IDN hosts).
+    Ok(url.as_str().to_string())
 }
 
 /// The targets of a token issued under a grant that named `granted`: those the token request
