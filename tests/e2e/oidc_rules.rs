@@ -510,7 +510,9 @@ both!(signed_request_objects, [
             "ECDH-ES" => Box::new(josekit::jwe::ECDH_ES.encrypter_from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"))),
             _ => Box::new(josekit::jwe::ECDH_ES_A128KW.encrypter_from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"))),
         };
-        josekit::jwe::serialize_compact(sealed_object.as_bytes(), &h, &*encrypter)
+        // A fresh PKCE challenge each time: the one above already has a code (BCP-09).
+        let fresh = signed(&key, object(json!({"code_challenge": pkce().1, "state": "sealed-state"})));
+        josekit::jwe::serialize_compact(fresh.as_bytes(), &h, &*encrypter)
             .unwrap_or_else(|e| panic!("{e}"))
     };
     for alg in ["ECDH-ES", "ECDH-ES+A128KW"] {

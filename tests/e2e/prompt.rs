@@ -30,14 +30,17 @@ both!(prompt_none_without_session_is_login_required, |srv| {
 both!(session_consent_and_prompts, |srv| {
     srv.add_user("alice", PW).await;
     let client = srv.web_client().await;
-    let (_, challenge) = pkce();
-    let pk = [
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
+    // A fresh PKCE challenge per authorization request (a reused one is refused, BCP-09).
+    let challenges: Vec<String> = (0..8).map(|_| pkce().1).collect();
+    let pk = |n: usize| {
+        vec![
+            ("code_challenge", challenges[n].as_str()),
+            ("code_challenge_method", "S256"),
+        ]
+    };
     let b = browser();
     // First time: login, consent.
-    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    let l = open(&b, &authorize_url(&srv, &client, &pk(0))).await;
     let (_, page) = l.page();
     let c = submit_login(&b, &srv, page, "alice", PW).await;
     let (_, cpage) = c.page();
@@ -49,18 +52,19 @@ both!(session_consent_and_prompts, |srv| {
     assert!(query(done.redirect()).contains_key("code"));
 
     // Second time: the session and the remembered consent give a code at once.
-    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    let l = open(&b, &authorize_url(&srv, &client, &pk(1))).await;
     assert!(
         query(l.redirect()).contains_key("code"),
         "no login or consent the second time"
     );
     // prompt=none works silently now.
-    let mut with_none = pk.to_vec();
+    let mut with_none = pk(2);
     with_none.push(("prompt", "none"));
     let l = open(&b, &authorize_url(&srv, &client, &with_none)).await;
     assert!(query(l.redirect()).contains_key("code"));
     // A wider scope needs consent again; prompt=none then says consent_required.
-    let mut wider = with_none.clone();
+    let mut wider = pk(3);
+    wider.push(("prompt", "none"));
     wider.push(("scope", "openid profile email offline_access"));
     let l = open(&b, &authorize_url(&srv, &client, &wider)).await;
     assert_eq!(
@@ -68,12 +72,12 @@ both!(session_consent_and_prompts, |srv| {
         Some("consent_required")
     );
     // prompt=consent forces the consent page.
-    let mut consent = pk.to_vec();
+    let mut consent = pk(4);
     consent.push(("prompt", "consent"));
     let l = open(&b, &authorize_url(&srv, &client, &consent)).await;
     assert!(l.page().1.contains("name=\"decision\""));
     // prompt=login forces the login page, and logging in again then proceeds.
-    let mut login = pk.to_vec();
+    let mut login = pk(5);
     login.push(("prompt", "login"));
     let l = open(&b, &authorize_url(&srv, &client, &login)).await;
     let (_, page) = l.page();
@@ -84,12 +88,12 @@ both!(session_consent_and_prompts, |srv| {
         "fresh login satisfies prompt=login"
     );
     // max_age=0 is prompt=login, even within the same second as the last login.
-    let mut max_age = pk.to_vec();
+    let mut max_age = pk(6);
     max_age.push(("max_age", "0"));
     let l = open(&b, &authorize_url(&srv, &client, &max_age)).await;
     assert!(l.page().1.contains("name=\"password\""));
     // prompt=none combined with login is invalid.
-    let mut bad = pk.to_vec();
+    let mut bad = pk(7);
     bad.push(("prompt", "none login"));
     assert_eq!(
         open(&b, &authorize_url(&srv, &client, &bad)).await.page().0,
@@ -163,17 +167,18 @@ both!(
 consent_cannot_skip_a_required_login, |srv| {
     srv.add_user("alice", PW).await;
     let client = srv.web_client().await;
-    let (_, challenge) = pkce();
-    let pk = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    // A fresh PKCE challenge per authorization request (a reused one is refused, BCP-09).
+    let challenges: Vec<String> = (0..3).map(|_| pkce().1).collect();
+    let pk = |n: usize| vec![("code_challenge", challenges[n].as_str()), ("code_challenge_method", "S256")];
     let b = browser();
-    let l = open(&b, &authorize_url(&srv, &client, &pk)).await;
+    let l = open(&b, &authorize_url(&srv, &client, &pk(0))).await;
     let c = submit_login(&b, &srv, l.page().1, "alice", PW).await;
     assert!(query(submit_consent(&b, &srv, c.page().1, "allow").await.redirect()).contains_key("code"));
     // An hour later someone at the browser asks with prompt=login, takes the form fields of the
     // login page and posts the consent form directly.
     srv.core.clock.advance(3600);
-    for extra in [("prompt", "login"), ("max_age", "60")] {
-        let mut q = pk.to_vec();
+    for (n, extra) in [(1, ("prompt", "login")), (2, ("max_age", "60"))] {
+        let mut q = pk(n);
         q.push(extra);
         let l = open(&b, &authorize_url(&srv, &client, &q)).await;
         let page = l.page().1.to_string();

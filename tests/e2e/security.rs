@@ -21,6 +21,7 @@ state_round_trips_on_success_and_error, |srv| {
 
     // Deny: the error response carries state and iss too.
     let b = browser();
+    let (_, challenge) = pkce();
     let l = open(&b, &authorize_url(&srv, &client, &[("state", state), ("code_challenge", &challenge), ("code_challenge_method", "S256"), ("prompt", "consent")])).await;
     let (_, page) = l.page();
     let consent = submit_login(&b, &srv, page, "alice", PW).await;
@@ -196,6 +197,29 @@ pkce_wrong_missing_or_downgraded, |srv| {
     let code = query(&loc).remove("code").unwrap_or_default();
     let (s, e) = token_request(&srv, &client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://client.example/cb"), ("code_verifier", &verifier)]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")), "BCP-07");
+});
+
+both!(
+/// BCP-09: a client that sends a `code_challenge` it has used before (a constant challenge, which
+/// protects nothing) gets no code: a 400 page before anyone signs in, never a redirect. A fresh
+/// challenge works again, and another client's use of the same value is its own.
+constant_pkce_challenges_are_refused, |srv| {
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let (_, challenge) = pkce();
+    let params = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256"), ("state", "s-1")];
+    let first = authorize_and_allow(&srv, &client, &params, "alice", PW).await;
+    assert!(query(&first).contains_key("code"), "{first}");
+    let again = open(&browser(), &authorize_url(&srv, &client, &params)).await;
+    let (status, page) = again.page();
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("was used before") && page.contains("invalid_request"), "{page}");
+    let (_, fresh) = pkce();
+    let ok = authorize_and_allow(&srv, &client, &[("code_challenge", &fresh), ("code_challenge_method", "S256")], "alice", PW).await;
+    assert!(query(&ok).contains_key("code"), "{ok}");
+    let other = srv.web_client().await;
+    let theirs = authorize_and_allow(&srv, &other, &params, "alice", PW).await;
+    assert!(query(&theirs).contains_key("code"), "{theirs}");
 });
 
 both!(

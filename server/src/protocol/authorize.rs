@@ -61,6 +61,12 @@ pub enum Next {
     Redirect(String),
 }
 
+/// BCP-09 (RFC 9700 §2.1.1): a client that sends a `code_challenge` it has used before is not
+/// using PKCE as it must (a fresh verifier per request), and a constant challenge protects
+/// nothing. Detected against the client's codes still on record (their lifetime plus
+/// housekeeping's delay), across instances.
+const CHALLENGE_REUSED: &str = "this `code_challenge` was used before: PKCE needs a new code_verifier for every authorization request (RFC 9700 §2.1.1)";
+
 fn page_err(code: ErrorCode, d: impl Into<String>) -> OAuthError {
     OAuthError::new(code, d)
 }
@@ -183,6 +189,17 @@ pub async fn validate(core: &Core, raw: Params, now: i64) -> Result<AuthRequest,
             ErrorCode::InvalidRequest,
             "`code_challenge` must be a base64url SHA-256 (43 characters)",
         ));
+    }
+    if let Some(c) = challenge {
+        let (cid, ch) = (client.id.clone(), c.to_string());
+        if core
+            .store
+            .run(move |conn| grants::challenge_on_record(conn, &cid, &ch))
+            .await?
+        {
+            tracing::warn!(target: "audit", event = "pkce_challenge_reused", client_id = %client.id);
+            return Err(page_err(ErrorCode::InvalidRequest, CHALLENGE_REUSED));
+        }
     }
 
     let mut prompt = Prompt::default();
@@ -515,9 +532,23 @@ async fn issue_code(
             .then(|| serde_json::to_string(&req.claims).unwrap_or_default()),
         resources: super::resource_indicator::to_column(&req.resources),
     };
-    core.store
-        .run(move |c| grants::insert_code(c, &row))
+    // BCP-09 (RFC 9700 §2.1.1): checked in `validate`, and again here with the insert, for two
+    // submissions of one request racing.
+    let fresh = core
+        .store
+        .run(move |c| {
+            if let Some(ch) = &row.code_challenge
+                && grants::challenge_on_record(c, &row.client_id, ch)?
+            {
+                return Ok(false);
+            }
+            grants::insert_code(c, &row).map(|()| true)
+        })
         .await?;
+    if !fresh {
+        tracing::warn!(target: "audit", event = "pkce_challenge_reused", client_id = %req.client.id);
+        return Err(page_err(ErrorCode::InvalidRequest, CHALLENGE_REUSED));
+    }
     Ok(response_url(
         req,
         core.issuer(),

@@ -122,6 +122,21 @@ pub fn insert_access_token(conn: &mut DbConn, row: &AccessTokenRow) -> Result<()
         .map_err(conflict_or)
 }
 
+/// Whether `client_id` has a code on record (used or not, until housekeeping removes it after it
+/// expires) issued for this PKCE `code_challenge` (BCP-09).
+pub fn challenge_on_record(
+    conn: &mut DbConn,
+    client_id: &str,
+    challenge: &str,
+) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, c => diesel::select(diesel::dsl::exists(
+        auth_codes::table
+            .filter(auth_codes::client_id.eq(client_id))
+            .filter(auth_codes::code_challenge.eq(challenge))
+    ))
+    .get_result::<bool>(c))?)
+}
+
 /// The client a code was issued to (used or not), without consuming it.
 pub fn code_client(conn: &mut DbConn, code_hash: &str) -> Result<Option<String>, StoreError> {
     Ok(with_conn!(conn, c => auth_codes::table

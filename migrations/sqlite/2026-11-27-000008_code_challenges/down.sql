@@ -1,0 +1,1 @@
+DROP INDEX auth_codes_client_challenge;
