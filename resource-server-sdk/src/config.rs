@@ -225,10 +225,18 @@ impl ClientConfig {
         }
         let pair = josekit::jwk::alg::ec::EcKeyPair::from_jwk(&private)
             .map_err(|_| bad("is not a usable P-256 key"))?;
-        self.dpop_key = Some(dpop_key(
-            private,
-            josekit::jwk::KeyPair::to_jwk_public_key(&pair),
-        )?);
+        let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
+        // Sign and verify once: a JWK whose `x`/`y` do not belong to its `d`, or that refuses
+        // signing (`use`, `key_ops`, another `alg`), fails here, not at the first proof.
+        let signed = josekit::jws::ES256
+            .signer_from_jwk(&private)
+            .and_then(|s| s.sign(b"custodia dpop key check"))
+            .map_err(|_| bad("cannot sign with ES256"))?;
+        josekit::jws::ES256
+            .verifier_from_jwk(&public)
+            .and_then(|v| v.verify(b"custodia dpop key check", &signed))
+            .map_err(|_| bad("does not verify its own signature (`x`/`y` do not match `d`)"))?;
+        self.dpop_key = Some(dpop_key(private, public)?);
         Ok(self)
     }
 
@@ -414,6 +422,19 @@ mod tests {
             .to_string();
         assert!(cfg("https://as.example").with_dpop_key(&rsa).is_err());
         assert!(cfg("https://as.example").with_dpop_key("{").is_err());
+        // A private `d` with another key's public point.
+        let other = josekit::jws::ES256.generate_key_pair()?.to_jwk_public_key();
+        let mut mixed = pair.to_jwk_private_key();
+        for m in ["x", "y"] {
+            if let Some(v) = other.parameter(m) {
+                mixed.set_parameter(m, Some(v.clone()))?;
+            }
+        }
+        assert!(
+            cfg("https://as.example")
+                .with_dpop_key(&mixed.to_string())
+                .is_err()
+        );
         Ok(())
     }
 

@@ -1348,7 +1348,7 @@ const ROLE_CLAIM_TYPE: &str = "https://clinic.example/claim-types/practitioner-r
 /// need_info at the claims endpoint is not sent round again: the owner decides.
 async fn break_the_glass_share(backend: Backend) {
     let logs = custodia_tests::captured_logs();
-    let (srv, up) = with_upstream(backend).await;
+    let (srv, up) = with_upstream_in(backend, &[("CUSTODIA_PCT_CLAIMS_MAX_AGE", "600")]).await;
     let alice = srv.add_user("alice", PW).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let fhir = fhir_connected(&srv, dir.path(), "alice").await;
@@ -1558,8 +1558,8 @@ async fn break_the_glass_share(backend: Backend) {
     );
 
     // Someone the owner did not mean: asked for the claim too (UMA-GRANT-11); once they have
-    // answered at the claims interaction endpoint (signing in at Custodia, not at the hospital),
-    // they are not sent round again: the owner decides (request_submitted).
+    // answered it they are not sent round again: the owner decides (request_submitted). A client
+    // that pushes claims answers by pushing the same party's token again with the new ticket …
     let (s, _) = owner_call(
         &owner,
         Method::PUT,
@@ -1571,17 +1571,53 @@ async fn break_the_glass_share(backend: Backend) {
     srv.add_user("bob", PW).await;
     let uma_app = app_client(&srv).await;
     let bob = code_flow_tokens(&srv, &uma_app, "bob", PW, "openid").await;
-    let t = ticket_for(&url).await;
+    let bob_token = bob["id_token"].as_str().unwrap_or_default().to_string();
+    let push_bob = |ticket: String| {
+        let (srv, uma_app, bob_token) = (&srv, &uma_app, bob_token.clone());
+        async move {
+            uma_token(
+                srv,
+                uma_app,
+                &[
+                    ("ticket", &ticket),
+                    ("claim_token", &bob_token),
+                    ("claim_token_format", ID_TOKEN_FORMAT),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, v) = push_bob(ticket_for(&url).await).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let (s, v) = push_bob(v["ticket"].as_str().unwrap_or_default().to_string()).await;
+    assert_eq!(
+        (s, err(&v)),
+        (403, "request_submitted"),
+        "the same party again: {v}"
+    );
+    // … a fresh ticket starts over (need_info), and so does another party with that ticket.
+    let (s, v) = push_bob(ticket_for(&url).await).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    let told_bob = v["ticket"].as_str().unwrap_or_default().to_string();
+    srv.add_user("carol", PW).await;
+    let carol = code_flow_tokens(&srv, &uma_app, "carol", PW, "openid").await;
     let (s, v) = uma_token(
         &srv,
         &uma_app,
         &[
-            ("ticket", &t),
-            ("claim_token", bob["id_token"].as_str().unwrap_or_default()),
+            ("ticket", &told_bob),
+            (
+                "claim_token",
+                carol["id_token"].as_str().unwrap_or_default(),
+            ),
             ("claim_token_format", ID_TOKEN_FORMAT),
         ],
     )
     .await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "told bob, not carol: {v}");
+
+    // … and one sent to the claims interaction endpoint answers by signing in there.
+    let (s, v) = push_bob(ticket_for(&url).await).await;
     assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
     let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
     let b = browser();
@@ -1621,6 +1657,18 @@ async fn break_the_glass_share(backend: Backend) {
     assert!(!t3.is_empty(), "{back}");
     let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t3)]).await;
     assert_eq!((s, err(&v)), (403, "request_submitted"), "{v}");
+    // Polling carries the gathered claims only while they are younger than their maximum age
+    // (UMA-GRANT-36): past it, need_info saying why.
+    let t4 = v["ticket"].as_str().unwrap_or_default().to_string();
+    srv.core.clock.advance(601);
+    let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t4)]).await;
+    assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("older than 600 seconds")),
+        "{v}"
+    );
 }
 
 mod break_the_glass_share {

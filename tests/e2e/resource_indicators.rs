@@ -354,7 +354,16 @@ both!(resource_servers_introspect_tokens_for_their_uris, [
     assert_eq!(seen["client_id"], json!(client.id), "{seen}");
     assert_eq!(introspect(&srv, &labs_rs, token).await, json!({"active": false}));
 
-    // Checked like `resource` values, and refused to dynamically registered clients.
+    // Checked like `resource` values, not this server's own, and refused to dynamically
+    // registered clients.
+    let own = srv
+        .try_add_client(json!({"grant_types": ["client_credentials"], "resource_uris": [srv.url("/userinfo")]}))
+        .await
+        .err();
+    assert!(
+        own.as_ref().is_some_and(|e| e.0 == "invalid_client_metadata" && e.1.contains("own")),
+        "{own:?}"
+    );
     let refused = srv
         .try_add_client(json!({"grant_types": ["client_credentials"], "resource_uris": ["http://fhir.example/r4"]}))
         .await

@@ -220,6 +220,21 @@ constant_pkce_challenges_are_refused, |srv| {
     let other = srv.web_client().await;
     let theirs = authorize_and_allow(&srv, &other, &params, "alice", PW).await;
     assert!(query(&theirs).contains_key("code"), "{theirs}");
+    // One consent form submitted twice at once: one code, and the other submission refused.
+    let (_, racing) = pkce();
+    let b = browser();
+    let l = open(&b, &authorize_url(&srv, &client, &[("code_challenge", &racing), ("code_challenge_method", "S256"), ("prompt", "consent")])).await;
+    let (_, page) = l.page();
+    let consent = submit_login(&b, &srv, page, "alice", PW).await;
+    let (_, cpage) = consent.page();
+    let (one, two) = tokio::join!(submit_consent(&b, &srv, cpage, "allow"), submit_consent(&b, &srv, cpage, "allow"));
+    let codes = [&one, &two].iter().filter(|l| matches!(l, Landing::Redirect(_, loc) if query(loc).contains_key("code"))).count();
+    let refused = [&one, &two].iter().filter(|l| matches!(l, Landing::Page(400, body) if body.contains("was used before"))).count();
+    let show = |l: &Landing| match l {
+        Landing::Redirect(_, loc) => loc.clone(),
+        Landing::Page(s, body) => format!("{s}: {}", &body[..body.len().min(300)]),
+    };
+    assert_eq!((codes, refused), (1, 1), "{} / {}", show(&one), show(&two));
 });
 
 both!(

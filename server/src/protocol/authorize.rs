@@ -64,7 +64,7 @@ pub enum Next {
 /// BCP-09 (RFC 9700 §2.1.1): a client that sends a `code_challenge` it has used before is not
 /// using PKCE as it must (a fresh verifier per request), and a constant challenge protects
 /// nothing. Detected against the client's codes still on record (their lifetime plus
-/// housekeeping's delay), across instances.
+/// housekeeping's delay), across instances; a unique index settles races.
 const CHALLENGE_REUSED: &str = "this `code_challenge` was used before: PKCE needs a new code_verifier for every authorization request (RFC 9700 §2.1.1)";
 
 fn page_err(code: ErrorCode, d: impl Into<String>) -> OAuthError {
@@ -532,22 +532,15 @@ async fn issue_code(
             .then(|| serde_json::to_string(&req.claims).unwrap_or_default()),
         resources: super::resource_indicator::to_column(&req.resources),
     };
-    // BCP-09 (RFC 9700 §2.1.1): checked in `validate`, and again here with the insert, for two
-    // submissions of one request racing.
-    let fresh = core
-        .store
-        .run(move |c| {
-            if let Some(ch) = &row.code_challenge
-                && grants::challenge_on_record(c, &row.client_id, ch)?
-            {
-                return Ok(false);
-            }
-            grants::insert_code(c, &row).map(|()| true)
-        })
-        .await?;
-    if !fresh {
-        tracing::warn!(target: "audit", event = "pkce_challenge_reused", client_id = %req.client.id);
-        return Err(page_err(ErrorCode::InvalidRequest, CHALLENGE_REUSED));
+    // BCP-09 (RFC 9700 §2.1.1): checked in `validate`; two submissions of one request racing
+    // meet the unique index on (client, challenge) here.
+    match core.store.run(move |c| grants::insert_code(c, &row)).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::Conflict) => {
+            tracing::warn!(target: "audit", event = "pkce_challenge_reused", client_id = %req.client.id);
+            return Err(page_err(ErrorCode::InvalidRequest, CHALLENGE_REUSED));
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(response_url(
         req,

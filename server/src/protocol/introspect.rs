@@ -241,7 +241,9 @@ pub async fn introspect(
 ) -> Result<Value, OAuthError> {
     let profile = core.config.profile;
     // A PAT caller sees only the permissions of its own partition (UMA-FED-04).
-    let (caller_id, partition) = match authorization.and_then(bearer_of) {
+    // The caller's id, its PAT's partition, and (when it authenticated as a client) the resource
+    // indicators it answers for.
+    let (caller_id, partition, caller_uris) = match authorization.and_then(bearer_of) {
         Some(pat) => {
             let pat = super::protection::authenticate(core, pat, now).await?;
             // HEART-OAUTH-40, CONF-11: under `heart` and `igov` the PAT comes with its resource
@@ -262,7 +264,7 @@ pub async fn introspect(
                     ));
                 }
             }
-            (pat.rs_client_id.clone(), Some(pat))
+            (pat.rs_client_id.clone(), Some(pat), None)
         }
         None => {
             let caller =
@@ -285,24 +287,35 @@ pub async fn introspect(
                     profile.name
                 )));
             }
-            (caller.client.id, None)
+            let uris = caller.client.metadata.resource_uris.clone();
+            (caller.client.id, None, Some(uris))
         }
     };
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
-    // The resource indicators the caller answers for (RFC 8707 targets in `aud`).
-    let caller_uris: Vec<String> = super::clients::find(core, &caller_id)
-        .await?
-        .map(|c| c.metadata.resource_uris)
-        .unwrap_or_default();
-    let for_caller = |claims: &Map<String, Value>| {
-        audience_contains(claims, &caller_id)
-            || caller_uris.iter().any(|u| audience_contains(claims, u))
-    };
 
     if token.split('.').count() == 3 {
-        return Ok(match active_access_token(core, token, now).await? {
-            Some(t) if t.client_id == caller_id || for_caller(&t.claims) => {
+        let active = match active_access_token(core, token, now).await? {
+            Some(t) if t.client_id == caller_id || audience_contains(&t.claims, &caller_id) => {
+                Some(t)
+            }
+            // Audience-restricted to a resource indicator (RFC 8707) the caller answers for.
+            Some(t) => {
+                let uris = match caller_uris {
+                    Some(u) => u,
+                    None => super::clients::find(core, &caller_id)
+                        .await?
+                        .map(|c| c.metadata.resource_uris)
+                        .unwrap_or_default(),
+                };
+                uris.iter()
+                    .any(|u| audience_contains(&t.claims, u))
+                    .then_some(t)
+            }
+            None => None,
+        };
+        return Ok(match active {
+            Some(t) => {
                 let mut out = Map::new();
                 out.insert("active".into(), json!(true));
                 let rpt = t.claims.contains_key("permissions");

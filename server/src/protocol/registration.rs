@@ -139,6 +139,15 @@ pub fn register_on(
     now: i64,
 ) -> Result<Value, OAuthError> {
     let metadata = validate_metadata(metadata, profile, insecure_loopback_http)?;
+    // Custodia's own APIs are not another resource server's to answer for.
+    if let Some(u) = metadata.resource_uris.iter().find(|u| {
+        let u = u.trim_end_matches('/');
+        u == issuer || u.starts_with(&format!("{issuer}/"))
+    }) {
+        return Err(OAuthError::metadata(format!(
+            "`resource_uris` `{u}` is this authorization server's own"
+        )));
+    }
     if by == RegisteredBy::Dynamic {
         check_dynamic(&metadata, insecure_loopback_http)?;
         let cc = metadata

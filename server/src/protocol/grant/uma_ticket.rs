@@ -52,6 +52,17 @@ async fn rotate(
     perms: &[RequestedPermission],
     now: i64,
 ) -> Result<Secret, OAuthError> {
+    rotate_with(core, old, old.claims.clone(), perms, now).await
+}
+
+/// [`rotate`] with these claims on the new ticket.
+async fn rotate_with(
+    core: &Core,
+    old: &TicketRow,
+    claims: Option<String>,
+    perms: &[RequestedPermission],
+    now: i64,
+) -> Result<Secret, OAuthError> {
     let ticket = Secret::generate(SecretKind::PermissionTicket);
     let hash = ticket.hash();
     let new = NewTicket {
@@ -72,7 +83,7 @@ async fn rotate(
             expires_at: now + core.config.ticket_ttl as i64,
             used: false,
             created_at: now,
-            claims: old.claims.clone(),
+            claims,
         },
     };
     core.store.record_ticket(new).await?;
@@ -243,12 +254,33 @@ pub async fn issue(
         }
         None => None,
     };
-    // Claims gathered interactively for this client travel with the ticket; a PCT stands for
-    // claims gathered before.
-    let gathered = row
+    // Claims gathered interactively for this client travel with the ticket (while they are not
+    // older than the claims' maximum age, however often the ticket was rotated); a PCT stands
+    // for claims gathered before.
+    let max_age = core.config.pct_claims_max_age as i64;
+    let gathered = match row
         .claims
         .as_deref()
-        .and_then(|c| claims::from_gathered(c, &client.id, core.issuer()));
+        .and_then(|c| claims::from_gathered_at(c, &client.id, core.issuer()))
+    {
+        Some((_, Some(at))) if now - at > max_age => {
+            claim_problem = claim_problem.or(Some(format!(
+                "the claims gathered earlier are older than {max_age} seconds; the requesting party must provide them again"
+            )));
+            None
+        }
+        other => other.map(|(v, _)| v),
+    };
+    // The party was told already, on the ticket this one replaces, which claims would help.
+    let told: Option<String> = row
+        .claims
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|v| {
+            v.get("need_info_for")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
     let persist = gathered.is_some()
         && row
             .claims
@@ -258,7 +290,7 @@ pub async fn issue(
             .unwrap_or(false);
     // The claims in use were gathered at the claims interaction endpoint for this ticket: the
     // requesting party has just answered a need_info.
-    let answered = verified.is_none() && gathered.is_some();
+    let gathered_in_use = verified.is_none() && gathered.is_some();
     let verified = verified.or(gathered).or(from_pct);
     if verified.is_none() {
         claim_problem = claim_problem.or(pct_problem);
@@ -274,6 +306,11 @@ pub async fn issue(
         sender_constrained: dpop.is_some(),
     };
     let party_key = claims::party_key(&party, &client.id);
+    // The requesting party has answered a need_info: with claims gathered at the claims
+    // interaction endpoint, or (a client that pushes its claims) by coming back as the same
+    // identified party with the ticket that need_info gave.
+    let answered =
+        gathered_in_use || (party.subject.is_some() && told.as_deref() == Some(party_key.as_str()));
 
     // What the ticket names, the owner's settings and this party's latest request: one trip to
     // the store.
@@ -367,11 +404,10 @@ pub async fn issue(
     };
 
     // More claims could help: need_info (UMA-GRANT-11) — but not again to a requesting party that
-    // has just answered one at the claims interaction endpoint: what it gave there is what it has
-    // for this request (it chose among the providers offered), so another need_info would only
-    // send it round again, and a policy meant for others (a share with whoever holds a role at a
-    // hospital's provider) would shut the owner out. The owner decides (request_submitted) or the
-    // request is denied.
+    // has answered one (`answered`): what it gave is what it has for this request, so another
+    // need_info would only send it round again, and a policy meant for others (a share with
+    // whoever holds a role at a hospital's provider) would shut the owner out. The owner decides
+    // (request_submitted, when the owner takes requests) or the request is denied.
     if !(denied.is_empty() || (answered && claim_problem.is_none())) {
         let mut missing: Vec<RequiredClaim> = vec![];
         for (resource, s) in &denied {
@@ -383,7 +419,26 @@ pub async fn issue(
             ));
         }
         if !missing.is_empty() || claim_problem.is_some() {
-            let fresh = rotate(core, &row, &perms, now).await?;
+            // The new ticket remembers whom this need_info was for (an identified party), and
+            // drops gathered claims that were too old to use.
+            let mut carried: Value = if gathered_in_use {
+                row.claims
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_else(|| json!({}))
+            } else {
+                json!({})
+            };
+            if party.subject.is_some()
+                && let Some(o) = carried.as_object_mut()
+            {
+                o.insert("need_info_for".into(), json!(party_key));
+            }
+            let carried = carried
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+                .then(|| carried.to_string());
+            let fresh = rotate_with(core, &row, carried, &perms, now).await?;
             let d = record(outcome_str(ErrorCode::NeedInfo), &[]);
             core.store
                 .record_grant(GrantRows {
