@@ -996,6 +996,11 @@ async fn with_upstream_in(backend: Backend, more: &[(&str, &str)]) -> (TestServe
 
 /// An ID token from the upstream provider for `login`, issued to `client_id`.
 async fn upstream_id_token(up: &Upstream, client_id: &str, login: &str) -> String {
+    upstream_id_token_for(up, client_id, login, "openid clinical email").await
+}
+
+/// [`upstream_id_token`] asked with `scope` (`openid` alone: no clinical claims).
+async fn upstream_id_token_for(up: &Upstream, client_id: &str, login: &str, scope: &str) -> String {
     let (verifier, challenge) = pkce();
     let d = up.discovery().await;
     let auth = format!(
@@ -1005,7 +1010,7 @@ async fn upstream_id_token(up: &Upstream, client_id: &str, login: &str) -> Strin
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", "https://client.example/cb"),
-            ("scope", "openid clinical email"),
+            ("scope", scope),
             ("state", "s"),
             ("nonce", "n"),
             ("code_challenge", challenge.as_str()),
@@ -1511,43 +1516,7 @@ async fn break_the_glass_share(backend: Backend) {
 
     // A clinician whose token lacks the claim (asked with `openid` only) is asked for it
     // (UMA-GRANT-11), from that provider.
-    let bare = {
-        let (verifier, challenge) = pkce();
-        let d = up.discovery().await;
-        let auth = format!(
-            "{}?{}",
-            d["authorization_endpoint"].as_str().unwrap_or_default(),
-            serde_urlencoded::to_string([
-                ("response_type", "code"),
-                ("client_id", "clinic-app"),
-                ("redirect_uri", "https://client.example/cb"),
-                ("scope", "openid"),
-                ("state", "s"),
-                ("nonce", "n"),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-            ])
-            .unwrap_or_default()
-        );
-        let back = upstream_sign_in(&browser(), &auth, "dr-who").await;
-        let code = query(&back).remove("code").unwrap_or_default();
-        let t: Value = http()
-            .post(d["token_endpoint"].as_str().unwrap_or_default())
-            .basic_auth("clinic-app", Some(APP_SECRET))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "https://client.example/cb"),
-                ("code_verifier", verifier.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        t["id_token"].as_str().unwrap_or_default().to_string()
-    };
+    let bare = upstream_id_token_for(&up, "clinic-app", "dr-who", "openid").await;
     let (s, v) = push(bare).await;
     assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
     assert!(
