@@ -258,15 +258,16 @@ pub async fn issue(
     // older than the claims' maximum age, however often the ticket was rotated); a PCT stands
     // for claims gathered before.
     let max_age = core.config.pct_claims_max_age as i64;
+    let mut gathered_problem: Option<String> = None;
     let gathered = match row
         .claims
         .as_deref()
         .and_then(|c| claims::from_gathered_at(c, &client.id, core.issuer()))
     {
         Some((_, Some(at))) if now - at > max_age => {
-            claim_problem = claim_problem.or(Some(format!(
+            gathered_problem = Some(format!(
                 "the claims gathered earlier are older than {max_age} seconds; the requesting party must provide them again"
-            )));
+            ));
             None
         }
         other => other.map(|(v, _)| v),
@@ -293,7 +294,7 @@ pub async fn issue(
     let gathered_in_use = verified.is_none() && gathered.is_some();
     let verified = verified.or(gathered).or(from_pct);
     if verified.is_none() {
-        claim_problem = claim_problem.or(pct_problem);
+        claim_problem = claim_problem.or(gathered_problem).or(pct_problem);
     }
     let party = verified
         .as_ref()
