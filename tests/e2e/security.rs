@@ -238,6 +238,23 @@ constant_pkce_challenges_are_refused, |srv| {
 });
 
 both!(
+/// BCP-09, its other half: a client that sends an OpenID Connect `nonce` it has sent before is
+/// logged for the operator (`oidc_nonce_reused`, target `audit`); the code is still issued (the
+/// `nonce` check is the client's, and refusing would only break it). A fresh nonce is not logged.
+reused_nonces_are_flagged, |srv| {
+    let logs = captured_logs();
+    srv.add_user("alice", PW).await;
+    let client = srv.web_client().await;
+    let flagged = || logs.audit("oidc_nonce_reused").into_iter().filter(|f| f["client_id"] == client.id.as_str()).count();
+    for (nonce, expected) in [("n-constant", 0), ("n-constant", 1), ("n-fresh", 1)] {
+        let (_, challenge) = pkce();
+        let loc = authorize_and_allow(&srv, &client, &[("nonce", nonce), ("code_challenge", &challenge), ("code_challenge_method", "S256")], "alice", PW).await;
+        assert!(query(&loc).contains_key("code"), "{nonce}: {loc}");
+        assert_eq!(flagged(), expected, "{nonce}");
+    }
+});
+
+both!(
 /// BCP-05: public clients must use PKCE; `plain` is refused for everyone (BCP-08).
 public_clients_need_pkce, |srv| {
     let v = srv

@@ -10,3 +10,5 @@ WHERE code_challenge IS NOT NULL
     GROUP BY client_id, code_challenge
   );
 CREATE UNIQUE INDEX auth_codes_client_challenge ON auth_codes(client_id, code_challenge);
+-- BCP-09's other half: a client's OpenID Connect `nonce` seen again is logged (not refused).
+CREATE INDEX auth_codes_client_nonce ON auth_codes(client_id, nonce);

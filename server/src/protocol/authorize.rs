@@ -533,9 +533,25 @@ async fn issue_code(
         resources: super::resource_indicator::to_column(&req.resources),
     };
     // BCP-09 (RFC 9700 §2.1.1): checked in `validate`; two submissions of one request racing
-    // meet the unique index on (client, challenge) here.
-    match core.store.run(move |c| grants::insert_code(c, &row)).await {
-        Ok(()) => {}
+    // meet the unique index on (client, challenge) here. A `nonce` the client sent before is a
+    // client that does not make one per request: logged for the operator (the ID token's
+    // `nonce` check is the client's; refusing would only break it).
+    let inserted = core
+        .store
+        .run(move |c| {
+            let reused = match &row.nonce {
+                Some(n) => grants::nonce_on_record(c, &row.client_id, n)?,
+                None => false,
+            };
+            grants::insert_code(c, &row).map(|()| reused)
+        })
+        .await;
+    match inserted {
+        Ok(reused) => {
+            if reused {
+                tracing::warn!(target: "audit", event = "oidc_nonce_reused", client_id = %req.client.id);
+            }
+        }
         Err(crate::store::StoreError::Conflict) => {
             tracing::warn!(target: "audit", event = "pkce_challenge_reused", client_id = %req.client.id);
             return Err(page_err(ErrorCode::InvalidRequest, CHALLENGE_REUSED));

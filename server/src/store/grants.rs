@@ -137,6 +137,20 @@ pub fn challenge_on_record(
     .get_result::<bool>(c))?)
 }
 
+/// Whether `client_id` has a code on record issued for this OpenID Connect `nonce` (BCP-09).
+pub fn nonce_on_record(
+    conn: &mut DbConn,
+    client_id: &str,
+    nonce: &str,
+) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, c => diesel::select(diesel::dsl::exists(
+        auth_codes::table
+            .filter(auth_codes::client_id.eq(client_id))
+            .filter(auth_codes::nonce.eq(nonce))
+    ))
+    .get_result::<bool>(c))?)
+}
+
 /// The client a code was issued to (used or not), without consuming it.
 pub fn code_client(conn: &mut DbConn, code_hash: &str) -> Result<Option<String>, StoreError> {
     Ok(with_conn!(conn, c => auth_codes::table
