@@ -250,9 +250,14 @@ impl Store {
         // The first connection tells the real error (refused, bad password, unwritable file).
         let first = connect(url).map_err(|e| StoreError::Connect(e.0))?;
         drop(first);
+        // No minimum of idle connections: with one, r2d2 opens a replacement on its own worker
+        // thread whenever a connection is checked out, and a one-shot command (`custodia client
+        // add` on PostgreSQL) could exit while that thread was inside libpq/OpenSSL — a crash at
+        // exit (SIGSEGV) after the command's work was done. Connections are opened on demand by
+        // the caller instead, and stay pooled while used.
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { url: url.clone() })
             .map_err(|e| StoreError::Pool(e.to_string()))?;
