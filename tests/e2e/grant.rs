@@ -1589,39 +1589,7 @@ async fn break_the_glass_share(backend: Backend) {
     let (s, v) = push_bob(ticket_for(&url).await).await;
     assert_eq!((s, err(&v)), (403, "need_info"), "{v}");
     let t2 = v["ticket"].as_str().unwrap_or_default().to_string();
-    let b = browser();
-    let q = serde_urlencoded::to_string([
-        ("client_id", uma_app.id.as_str()),
-        ("ticket", t2.as_str()),
-        ("claims_redirect_uri", "https://client.example/claims"),
-    ])
-    .unwrap_or_default();
-    let login = open(&b, &format!("{}?{q}", srv.url("/uma/claims"))).await;
-    let (_, page) = login.page();
-    let resp = b
-        .post(srv.url("/uma/claims/login"))
-        .form(&[
-            (
-                "csrf",
-                input_value(page, "csrf").unwrap_or_default().as_str(),
-            ),
-            (
-                "request",
-                input_value(page, "request").unwrap_or_default().as_str(),
-            ),
-            ("username", "bob"),
-            ("password", PW),
-        ])
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(resp.status().as_u16(), 303);
-    let back = resp
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let back = crate::grant_rules::gather(&srv, &uma_app, &t2, "bob", false).await;
     let t3 = query(&back).remove("ticket").unwrap_or_default();
     assert!(!t3.is_empty(), "{back}");
     let (s, v) = uma_token(&srv, &uma_app, &[("ticket", &t3)]).await;

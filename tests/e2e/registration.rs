@@ -92,6 +92,11 @@ both!(open_mode_and_rfc7592_management, ["CUSTODIA_REGISTRATION_MODE" => "open"]
     assert_eq!(r.status().as_u16(), 400);
     let r = http().put(&uri).bearer_auth(&rat).json(&json!({"redirect_uris": ["https://app.example/new"]})).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 400);
+    // An update may not make a dynamic client the audience of others' tokens (`resource_uris`).
+    let r = http().put(&uri).bearer_auth(&rat).json(&json!({"client_id": id, "redirect_uris": ["https://app.example/new"], "resource_uris": ["https://fhir.example/r4"]})).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap_or_default();
+    assert_eq!(e["error"], "invalid_client_metadata", "{e}");
 
     // Delete: gone, and the client cannot authenticate any more.
     let secret = v["client_secret"].as_str().unwrap_or_default().to_string();

@@ -272,22 +272,20 @@ pub async fn issue(
         }
         other => other.map(|(v, _)| v),
     };
-    // The party was told already, on the ticket this one replaces, which claims would help.
-    let told: Option<String> = row
+    let carried: Option<Value> = row
         .claims
         .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .and_then(|v| {
-            v.get("need_info_for")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        .and_then(|c| serde_json::from_str(c).ok());
+    // The party was told already, on the ticket this one replaces, which claims would help.
+    let told = carried
+        .as_ref()
+        .and_then(|v| v.get("need_info_for"))
+        .and_then(Value::as_str);
     let persist = gathered.is_some()
-        && row
-            .claims
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            .and_then(|v| v.get("persist").and_then(Value::as_bool))
+        && carried
+            .as_ref()
+            .and_then(|v| v.get("persist"))
+            .and_then(Value::as_bool)
             .unwrap_or(false);
     // The claims in use were gathered at the claims interaction endpoint for this ticket: the
     // requesting party has just answered a need_info.
@@ -310,8 +308,7 @@ pub async fn issue(
     // The requesting party has answered a need_info: with claims gathered at the claims
     // interaction endpoint, or (a client that pushes its claims) by coming back as the same
     // identified party with the ticket that need_info gave.
-    let answered =
-        gathered_in_use || (party.subject.is_some() && told.as_deref() == Some(party_key.as_str()));
+    let answered = gathered_in_use || (party.subject.is_some() && told == Some(party_key.as_str()));
 
     // What the ticket names, the owner's settings and this party's latest request: one trip to
     // the store.
@@ -422,24 +419,20 @@ pub async fn issue(
         if !missing.is_empty() || claim_problem.is_some() {
             // The new ticket remembers whom this need_info was for (an identified party), and
             // drops gathered claims that were too old to use.
-            let mut carried: Value = if gathered_in_use {
-                row.claims
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok())
-                    .unwrap_or_else(|| json!({}))
-            } else {
-                json!({})
+            let mut next: Value = match &carried {
+                Some(c) if gathered_in_use => c.clone(),
+                _ => json!({}),
             };
             if party.subject.is_some()
-                && let Some(o) = carried.as_object_mut()
+                && let Some(o) = next.as_object_mut()
             {
                 o.insert("need_info_for".into(), json!(party_key));
             }
-            let carried = carried
+            let next = next
                 .as_object()
                 .is_some_and(|o| !o.is_empty())
-                .then(|| carried.to_string());
-            let fresh = rotate_with(core, &row, carried, &perms, now).await?;
+                .then(|| next.to_string());
+            let fresh = rotate_with(core, &row, next, &perms, now).await?;
             let d = record(outcome_str(ErrorCode::NeedInfo), &[]);
             core.store
                 .record_grant(GrantRows {
